@@ -1,0 +1,1 @@
+//! The durable buffer. (Being written.)

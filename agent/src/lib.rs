@@ -1,0 +1,13 @@
+//! simpul-agent: the daemon on a kelurahan's Raspberry Pi.
+//!
+//! Data path: a [`sensor`] driver turns serial bytes into [`Sample`]s; the [`buffer`]
+//! gives each a per-device sequence number and keeps it in SQLite until the fleet
+//! acknowledges it. See ARCHITECTURE.md and docs/design/.
+
+pub mod buffer;
+pub mod clock;
+pub mod config;
+pub mod sample;
+pub mod sensor;
+
+pub use sample::Sample;

@@ -1,0 +1,1 @@
+//! Control-plane messages. (Being written.)

@@ -1,0 +1,1 @@
+//! Enrolment bundles (issue: trust). Starts small.
