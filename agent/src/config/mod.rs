@@ -4,8 +4,11 @@
 //! file and line of any mistake; the commented default is [`DEFAULT_CONFIG`].
 //! Every field and its default is listed in docs/ref/agent-config.md.
 
+mod error;
 mod load;
+mod provenance;
 pub mod sensor;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +18,9 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 use simpul_protocol::DeviceId;
 
-pub use load::{ConfigError, ConfigSource, load, load_str};
+pub use error::{ConfigError, Problem};
+pub use load::{ConfigSource, drop_in_dir, load, load_str};
+pub use validate::valid_sensor_id;
 pub use sensor::SensorConfig;
 
 /// The commented default configuration, printed by `simpul-agent print-default-config`.
