@@ -17,5 +17,6 @@ pub mod topic;
 pub const PROTOCOL_VERSION: u8 = 1;
 
 pub use batch::{DecodeError, ReadingBatch, SeqRange};
+pub use control::{ControlError, ControlMessage};
 pub use reading::{BootId, Reading, ReadingTime};
-pub use topic::{DeviceId, DeviceIdError, Topic};
+pub use topic::{Channel, DeviceId, DeviceIdError, Topic};

@@ -8,8 +8,22 @@ use serde::{Deserialize, Serialize};
 ///
 /// Readings taken before the clock synchronised are placed in time by
 /// (boot id, monotonic time) once the agent reports the clock offset for that boot.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+/// In JSON it is the kernel's text form (`"8c5fd8a5-...")`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct BootId(pub [u8; 16]);
+
+impl Serialize for BootId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BootId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        BootId::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a boot id: {text:?}")))
+    }
+}
 
 impl BootId {
     /// Parses the kernel's text form (`8-4-4-4-12` hex digits, dashes optional).
@@ -42,6 +56,22 @@ impl fmt::Display for BootId {
 impl fmt::Debug for BootId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BootId({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_boot_id_reads_and_prints_as_the_kernel_writes_it() {
+        let text = "8c5fd8a5-2f0e-4c4b-9d3a-0123456789ab";
+        let id = BootId::parse(&format!("{text}\n")).expect("parses");
+        assert_eq!(id.to_string(), text);
+        let json = serde_json::to_string(&id).expect("json");
+        assert_eq!(json, format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<BootId>(&json).expect("back"), id);
+        assert!(serde_json::from_str::<BootId>("\"nope\"").is_err());
     }
 }
 

@@ -35,7 +35,9 @@ pub enum DeviceIdError {
     Empty,
     #[error("a device id is at most {DEVICE_ID_MAX_LEN} characters, this one has {0}")]
     TooLong(usize),
-    #[error("a device id may hold only a-z, 0-9, '-', '_' and '.', and must start with a letter or digit; {0:?} does not")]
+    #[error(
+        "a device id may hold only a-z, 0-9, '-', '_' and '.', and must start with a letter or digit; {0:?} does not"
+    )]
     BadCharacter(String),
 }
 
@@ -213,7 +215,10 @@ mod tests {
 
     #[test]
     fn foreign_and_malformed_topics_are_typed_errors() {
-        assert!(matches!(Topic::parse("other/x"), Err(TopicError::NotOurs(_))));
+        assert!(matches!(
+            Topic::parse("other/x"),
+            Err(TopicError::NotOurs(_))
+        ));
         assert!(matches!(
             Topic::parse("simpul/v1/dev/ok/nope"),
             Err(TopicError::UnknownChannel(_))
