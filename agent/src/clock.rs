@@ -145,11 +145,7 @@ mod tests {
 
     #[test]
     fn a_clock_in_1970_is_never_called_synced() {
-        let c = SystemClock {
-            boot_id: BootId::default(),
-            sync: ClockSync::Always,
-            sync_marker: None,
-        };
+        let c = SystemClock { boot_id: BootId::default(), sync: ClockSync::Always, sync_marker: None };
         assert!(!c.synced(0));
         assert!(c.synced(PLAUSIBLE_AFTER_MS + 1));
     }

@@ -5,9 +5,13 @@
 //! acknowledges it. See ARCHITECTURE.md and docs/design/.
 
 pub mod buffer;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod exit;
+pub mod run;
 pub mod sample;
 pub mod sensor;
 
+pub use run::run;
 pub use sample::Sample;

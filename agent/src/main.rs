@@ -1,1 +1,5 @@
-fn main() {}
+//! simpul-agent: see `simpul-agent --help`.
+
+fn main() -> std::process::ExitCode {
+    simpul_agent::cli::main()
+}

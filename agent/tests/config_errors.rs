@@ -55,10 +55,15 @@ fn an_unknown_field_names_the_file_line_and_key() {
 
 #[test]
 fn a_wrong_type_names_the_file_line_and_key() {
-    let text = format!("{RANGER}\n[sensors.tank]\nkind = \"modbus\"\nport = {{ path = \"/dev/ttyUSB1\", baud = \"9600\" }}\nslave = 1\nregisters = []\n");
+    let text = format!(
+        "{RANGER}\n[sensors.tank]\nkind = \"modbus\"\nport = {{ path = \"/dev/ttyUSB1\", baud = \"9600\" }}\nslave = 1\nregisters = []\n"
+    );
     let e = config::load_str("agent.toml", &text).expect_err("string baud refused");
     let p = problems(e);
-    assert!(p.iter().any(|l| l.starts_with("agent.toml:10: sensors.tank.port.baud: invalid type: string \"9600\"")), "{p:?}");
+    assert!(
+        p.iter().any(|l| l.starts_with("agent.toml:10: sensors.tank.port.baud: invalid type: string \"9600\"")),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -72,7 +77,10 @@ fn an_unknown_field_deep_in_a_register_map_is_found() {
 fn an_unknown_sensor_kind_lists_the_kinds() {
     let text = "[sensors.x]\nkind = \"modbsu\"\n";
     let p = problems(config::load_str("agent.toml", text).expect_err("refused"));
-    assert_eq!(p, ["agent.toml:2: sensors.x.kind: unknown sensor kind `modbsu`, expected one of ascii, modbus, simulated"]);
+    assert_eq!(
+        p,
+        ["agent.toml:2: sensors.x.kind: unknown sensor kind `modbsu`, expected one of ascii, modbus, simulated"]
+    );
 }
 
 #[test]
@@ -101,7 +109,11 @@ fn drop_ins_merge_in_sorted_order_key_by_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let main = write(dir.path(), "agent.toml", &format!("[buffer]\nquota = \"1 MiB\"\n{RANGER}"));
     write(dir.path(), "agent.d/20-b.toml", "[sensors.river]\nport = { path = \"/dev/ttyB\" }\n");
-    write(dir.path(), "agent.d/10-a.toml", "[sensors.river]\nport = { path = \"/dev/ttyA\", baud = 19200 }\n[buffer]\neviction = \"thin-oldest\"\n");
+    write(
+        dir.path(),
+        "agent.d/10-a.toml",
+        "[sensors.river]\nport = { path = \"/dev/ttyA\", baud = 19200 }\n[buffer]\neviction = \"thin-oldest\"\n",
+    );
     write(dir.path(), "agent.d/README", "not toml, ignored");
     write(dir.path(), "agent.d/.hidden.toml", "garbage [");
     let (c, src) = config::load(&main).expect("loads");
@@ -118,14 +130,17 @@ fn drop_ins_merge_in_sorted_order_key_by_key() {
 fn semantic_mistakes_are_all_listed_at_once() {
     let text = "[buffer]\nflush_interval = \"0s\"\n[sensors.tank]\nkind = \"modbus\"\nport = { path = \"/dev/ttyUSB1\", stop_bits = 3 }\nslave = 0\nregisters = []\n";
     let p = problems(config::load_str("agent.toml", text).expect_err("refused"));
-    for key in ["buffer.flush_interval", "sensors.tank.port.stop_bits", "sensors.tank.slave", "sensors.tank.registers"] {
+    for key in ["buffer.flush_interval", "sensors.tank.port.stop_bits", "sensors.tank.slave", "sensors.tank.registers"]
+    {
         assert!(p.iter().any(|l| l.contains(key)), "{key} missing from {p:?}");
     }
 }
 
 #[test]
 fn two_sensors_on_one_port_must_be_modbus_slaves_with_distinct_ids() {
-    let text = format!("{RANGER}\n[sensors.tank]\nkind = \"modbus\"\nport = {{ path = \"/dev/ttyUSB0\" }}\nslave = 1\n[[sensors.tank.registers]]\nmetric = \"level\"\naddress = 0\n");
+    let text = format!(
+        "{RANGER}\n[sensors.tank]\nkind = \"modbus\"\nport = {{ path = \"/dev/ttyUSB0\" }}\nslave = 1\n[[sensors.tank.registers]]\nmetric = \"level\"\naddress = 0\n"
+    );
     let p = problems(config::load_str("agent.toml", &text).expect_err("refused"));
     assert!(p[0].contains("only Modbus sensors can share a port"), "{p:?}");
 }

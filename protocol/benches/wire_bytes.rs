@@ -20,10 +20,7 @@ const BOOT: BootId = BootId([0x5e; 16]);
 
 /// Roughly normal noise (Irwin-Hall: sum of 12 uniforms), mean 0, sd `sd`.
 fn gaussian(rng: &mut StdRng, sd: f64) -> f64 {
-    (0..12)
-        .map(|_| rng.random::<f64>())
-        .sum::<f64>()
-        .mul_add(sd, -6.0 * sd)
+    (0..12).map(|_| rng.random::<f64>()).sum::<f64>().mul_add(sd, -6.0 * sd)
 }
 
 fn round_to(v: f64, decimals: i32) -> f64 {
@@ -47,12 +44,7 @@ fn simulate(sensors: &[Sensor], n: usize, seed: u64) -> ReadingBatch {
     let mut due: Vec<u64> = sensors.iter().map(|s| s.period_ms * 1000).collect();
     let mut readings = Vec::with_capacity(n);
     while readings.len() < n {
-        let (i, at_us) = due
-            .iter()
-            .copied()
-            .enumerate()
-            .min_by_key(|&(_, t)| t)
-            .unwrap_or_default();
+        let (i, at_us) = due.iter().copied().enumerate().min_by_key(|&(_, t)| t).unwrap_or_default();
         due[i] += sensors[i].period_ms * 1000;
         let mono_us = 3_600_000_000 + at_us + rng.random_range(0..5_000);
         let wall_us = WALL_AT_BOOT_MS as u64 * 1000 + mono_us + rng.random_range(0..40);
@@ -71,10 +63,7 @@ fn simulate(sensors: &[Sensor], n: usize, seed: u64) -> ReadingBatch {
             },
         });
     }
-    ReadingBatch {
-        readings,
-        dropped: vec![],
-    }
+    ReadingBatch { readings, dropped: vec![] }
 }
 
 /// Water level in cm at 0.1 cm: a slow rise (1.2 cm in 10 min) plus ~0.3 cm noise.
@@ -83,35 +72,19 @@ fn level(rng: &mut StdRng, t: f64) -> f64 {
 }
 
 fn level_only() -> Vec<Sensor> {
-    vec![Sensor {
-        id: "level",
-        metric: "level",
-        unit: "cm",
-        period_ms: 1000,
-        sample: level,
-    }]
+    vec![Sensor { id: "level", metric: "level", unit: "cm", period_ms: 1000, sample: level }]
 }
 
 fn mixed() -> Vec<Sensor> {
     vec![
-        Sensor {
-            id: "level",
-            metric: "level",
-            unit: "cm",
-            period_ms: 2000,
-            sample: level,
-        },
+        Sensor { id: "level", metric: "level", unit: "cm", period_ms: 2000, sample: level },
         Sensor {
             id: "rain",
             metric: "rain",
             unit: "mm",
             period_ms: 10_000,
             sample: |rng, _| {
-                if rng.random_bool(0.1) {
-                    f64::from(rng.random_range(1..4)) * 2.0 / 10.0
-                } else {
-                    0.0
-                }
+                if rng.random_bool(0.1) { f64::from(rng.random_range(1..4)) * 2.0 / 10.0 } else { 0.0 }
             },
         },
         Sensor {
@@ -147,12 +120,7 @@ fn mixed() -> Vec<Sensor> {
             metric: "discharge",
             unit: "m3/s",
             period_ms: 5_000,
-            sample: |rng, t| {
-                round_to(
-                    f64::from((3.2 + t / 3000.0 + gaussian(rng, 0.05)) as f32),
-                    2,
-                )
-            },
+            sample: |rng, t| round_to(f64::from((3.2 + t / 3000.0 + gaussian(rng, 0.05)) as f32), 2),
         },
         Sensor {
             id: "water-temp",
@@ -192,10 +160,7 @@ fn report(name: &str, batch: &ReadingBatch) {
     let decoded = ReadingBatch::decode(&payload).expect("our own payload decodes");
     assert!(decoded.bitwise_eq(batch), "round trip");
     let body = if payload[1] == 1 {
-        zstd::bulk::decompress(&payload[2..], 16 << 20)
-            .expect("our own zstd")
-            .len()
-            + 2
+        zstd::bulk::decompress(&payload[2..], 16 << 20).expect("our own zstd").len() + 2
     } else {
         payload.len()
     };
@@ -224,14 +189,8 @@ fn report(name: &str, batch: &ReadingBatch) {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported, all cases run.
-    report(
-        "(a) water level, 1 Hz, 0.1 cm, noise 0.3 cm",
-        &simulate(&level_only(), 600, 1),
-    );
+    report("(a) water level, 1 Hz, 0.1 cm, noise 0.3 cm", &simulate(&level_only(), 600, 1));
     report("(b) 8 mixed sensors, 1-10 s", &simulate(&mixed(), 600, 2));
-    report(
-        "(c) small batch: water level, 10 readings",
-        &simulate(&level_only(), 10, 3),
-    );
+    report("(c) small batch: water level, 10 readings", &simulate(&level_only(), 10, 3));
     report("(d) one reading", &simulate(&level_only(), 1, 4));
 }

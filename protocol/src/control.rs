@@ -38,18 +38,12 @@ pub trait ControlMessage: Serialize + DeserializeOwned {
 
     /// The JSON payload.
     fn to_json(&self) -> Result<Vec<u8>, ControlError> {
-        serde_json::to_vec(self).map_err(|source| ControlError {
-            message: Self::NAME,
-            source,
-        })
+        serde_json::to_vec(self).map_err(|source| ControlError { message: Self::NAME, source })
     }
 
     /// Parses a JSON payload; unknown fields are ignored.
     fn from_json(bytes: &[u8]) -> Result<Self, ControlError> {
-        serde_json::from_slice(bytes).map_err(|source| ControlError {
-            message: Self::NAME,
-            source,
-        })
+        serde_json::from_slice(bytes).map_err(|source| ControlError { message: Self::NAME, source })
     }
 }
 

@@ -140,10 +140,7 @@ pub enum TopicError {
     #[error("topic {0:?} is not under {PREFIX}/")]
     NotOurs(String),
     #[error("topic {topic:?} names a bad device id: {source}")]
-    BadDevice {
-        topic: String,
-        source: DeviceIdError,
-    },
+    BadDevice { topic: String, source: DeviceIdError },
     #[error("topic {0:?} names no known channel")]
     UnknownChannel(String),
 }
@@ -170,13 +167,9 @@ impl Topic {
             .strip_prefix(PREFIX)
             .and_then(|r| r.strip_prefix('/'))
             .ok_or_else(|| TopicError::NotOurs(name.to_owned()))?;
-        let (device, suffix) = rest
-            .split_once('/')
-            .ok_or_else(|| TopicError::UnknownChannel(name.to_owned()))?;
-        let device = DeviceId::new(device).map_err(|source| TopicError::BadDevice {
-            topic: name.to_owned(),
-            source,
-        })?;
+        let (device, suffix) = rest.split_once('/').ok_or_else(|| TopicError::UnknownChannel(name.to_owned()))?;
+        let device =
+            DeviceId::new(device).map_err(|source| TopicError::BadDevice { topic: name.to_owned(), source })?;
         let channel = Channel::ALL
             .into_iter()
             .find(|c| c.suffix() == suffix)
@@ -215,17 +208,8 @@ mod tests {
 
     #[test]
     fn foreign_and_malformed_topics_are_typed_errors() {
-        assert!(matches!(
-            Topic::parse("other/x"),
-            Err(TopicError::NotOurs(_))
-        ));
-        assert!(matches!(
-            Topic::parse("simpul/v1/dev/ok/nope"),
-            Err(TopicError::UnknownChannel(_))
-        ));
-        assert!(matches!(
-            Topic::parse("simpul/v1/dev/BAD/readings"),
-            Err(TopicError::BadDevice { .. })
-        ));
+        assert!(matches!(Topic::parse("other/x"), Err(TopicError::NotOurs(_))));
+        assert!(matches!(Topic::parse("simpul/v1/dev/ok/nope"), Err(TopicError::UnknownChannel(_))));
+        assert!(matches!(Topic::parse("simpul/v1/dev/BAD/readings"), Err(TopicError::BadDevice { .. })));
     }
 }

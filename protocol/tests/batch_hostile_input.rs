@@ -10,10 +10,7 @@ use simpul_protocol::ReadingBatch;
 fn decodes_consistently(bytes: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(batch) = ReadingBatch::decode(bytes) {
         let again = ReadingBatch::decode(&batch.encode());
-        prop_assert!(
-            again.as_ref().is_ok_and(|b| b.bitwise_eq(&batch)),
-            "{batch:?} became {again:?}"
-        );
+        prop_assert!(again.as_ref().is_ok_and(|b| b.bitwise_eq(&batch)), "{batch:?} became {again:?}");
     }
     Ok(())
 }

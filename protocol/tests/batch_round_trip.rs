@@ -13,12 +13,7 @@ fn reading(seq: u64, sensor: &str, value: f64, wall_ms: i64, mono_ms: u64) -> Re
         metric: "level".into(),
         unit: "cm".into(),
         value,
-        time: ReadingTime {
-            wall_ms,
-            synced: true,
-            boot_id: BootId([7; 16]),
-            mono_ms,
-        },
+        time: ReadingTime { wall_ms, synced: true, boot_id: BootId([7; 16]), mono_ms },
     }
 }
 
@@ -47,23 +42,10 @@ fn an_empty_batch_round_trips_in_a_few_bytes() {
 
 #[test]
 fn nan_infinities_and_negative_zero_survive_bit_for_bit() {
-    let odd = [
-        f64::NAN,
-        -f64::NAN,
-        f64::from_bits(0x7ff8_dead_beef_0001),
-        f64::INFINITY,
-        -0.0,
-        f64::MIN_POSITIVE / 2.0,
-    ];
-    let readings = odd
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| reading(i as u64, "x", v, 0, 0))
-        .collect();
-    assert_round_trips(&ReadingBatch {
-        readings,
-        dropped: vec![],
-    });
+    let odd =
+        [f64::NAN, -f64::NAN, f64::from_bits(0x7ff8_dead_beef_0001), f64::INFINITY, -0.0, f64::MIN_POSITIVE / 2.0];
+    let readings = odd.iter().enumerate().map(|(i, &v)| reading(i as u64, "x", v, 0, 0)).collect();
+    assert_round_trips(&ReadingBatch { readings, dropped: vec![] });
 }
 
 #[test]
@@ -73,34 +55,15 @@ fn seqs_and_times_at_the_ends_of_their_ranges_round_trip() {
         reading(u64::MAX - 1, "a", -2.5, i64::MAX, 0),
         reading(u64::MAX, "b", 1e-9, -1, 1),
     ];
-    let dropped = vec![
-        SeqRange {
-            first: 0,
-            last: u64::MAX,
-        },
-        SeqRange { first: 9, last: 9 },
-    ];
+    let dropped = vec![SeqRange { first: 0, last: u64::MAX }, SeqRange { first: 9, last: 9 }];
     assert_round_trips(&ReadingBatch { readings, dropped });
 }
 
 #[test]
 fn a_clock_that_jumps_backwards_round_trips() {
-    let walls = [
-        1_700_000_000_000,
-        1_700_000_001_000,
-        3_000,
-        4_000,
-        1_700_000_002_000,
-    ];
-    let readings = walls
-        .iter()
-        .enumerate()
-        .map(|(i, &w)| reading(i as u64, "a", 0.1, w, i as u64 * 1000))
-        .collect();
-    assert_round_trips(&ReadingBatch {
-        readings,
-        dropped: vec![],
-    });
+    let walls = [1_700_000_000_000, 1_700_000_001_000, 3_000, 4_000, 1_700_000_002_000];
+    let readings = walls.iter().enumerate().map(|(i, &w)| reading(i as u64, "a", 0.1, w, i as u64 * 1000)).collect();
+    assert_round_trips(&ReadingBatch { readings, dropped: vec![] });
 }
 
 #[test]
@@ -116,29 +79,20 @@ fn a_steady_decimal_series_is_compressed_below_two_bytes_a_reading() {
             )
         })
         .collect();
-    let bytes = assert_round_trips(&ReadingBatch {
-        readings,
-        dropped: vec![],
-    });
+    let bytes = assert_round_trips(&ReadingBatch { readings, dropped: vec![] });
     assert_eq!(bytes[1], FLAG_ZSTD);
     assert!(bytes.len() < 2 * 600, "{} bytes", bytes.len());
 }
 
 #[test]
 fn a_single_small_reading_is_not_worth_compressing() {
-    let bytes = assert_round_trips(&ReadingBatch {
-        readings: vec![reading(1, "a", 12.3, 1, 2)],
-        dropped: vec![],
-    });
+    let bytes = assert_round_trips(&ReadingBatch { readings: vec![reading(1, "a", 12.3, 1, 2)], dropped: vec![] });
     assert_eq!(bytes[1], 0);
 }
 
 #[test]
 fn bitwise_equality_treats_nan_as_itself_and_tells_the_zeros_apart() {
-    let one = |v| ReadingBatch {
-        readings: vec![reading(1, "a", v, 0, 0)],
-        dropped: vec![],
-    };
+    let one = |v| ReadingBatch { readings: vec![reading(1, "a", v, 0, 0)], dropped: vec![] };
     assert!(one(f64::NAN).bitwise_eq(&one(f64::NAN)));
     assert!(!one(0.0).bitwise_eq(&one(-0.0)));
     assert!(!one(1.0).bitwise_eq(&ReadingBatch::default()));

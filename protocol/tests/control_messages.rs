@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 use simpul_protocol::control::{
-    Ack, ConfigState, DesiredConfig, Event, Heartbeat, ReportedConfig, SensorHealth, SensorState,
-    Status,
+    Ack, ConfigState, DesiredConfig, Event, Heartbeat, ReportedConfig, SensorHealth, SensorState, Status,
 };
 use simpul_protocol::{BootId, Channel, ControlMessage, SeqRange};
 
@@ -17,27 +16,12 @@ fn round_trip<M: ControlMessage + PartialEq + std::fmt::Debug>(m: &M) -> String 
 #[test]
 fn every_message_round_trips_through_json() {
     round_trip(&Ack { watermark: 41 });
-    round_trip(&Status {
-        online: true,
-        version: Some("0.1.0".into()),
-        boot_id: Some(BootId([3; 16])),
-    });
-    round_trip(&DesiredConfig {
-        version: 7,
-        toml: "[sensors.level]\nport = \"/dev/ttyUSB0\"\n".into(),
-    });
-    round_trip(&ReportedConfig {
-        version: 7,
-        state: ConfigState::RolledBack,
-        error: Some("lost the fleet".into()),
-    });
+    round_trip(&Status { online: true, version: Some("0.1.0".into()), boot_id: Some(BootId([3; 16])) });
+    round_trip(&DesiredConfig { version: 7, toml: "[sensors.level]\nport = \"/dev/ttyUSB0\"\n".into() });
+    round_trip(&ReportedConfig { version: 7, state: ConfigState::RolledBack, error: Some("lost the fleet".into()) });
     let sensors = BTreeMap::from([(
         "level".to_owned(),
-        SensorHealth {
-            state: SensorState::Failing,
-            last_reading_age_s: Some(30),
-            error: Some("CRC".into()),
-        },
+        SensorHealth { state: SensorState::Failing, last_reading_age_s: Some(30), error: Some("CRC".into()) },
     )]);
     round_trip(&Heartbeat {
         version: "0.1.0".into(),
@@ -47,17 +31,9 @@ fn every_message_round_trips_through_json() {
         sensors,
     });
     for event in [
-        Event::ClockSynced {
-            boot_id: BootId([1; 16]),
-            offset_ms: 1_700_000_000_000,
-            at_mono_ms: 9_000,
-        },
-        Event::SensorDisconnected {
-            sensor: "rain".into(),
-        },
-        Event::SensorConnected {
-            sensor: "rain".into(),
-        },
+        Event::ClockSynced { boot_id: BootId([1; 16]), offset_ms: 1_700_000_000_000, at_mono_ms: 9_000 },
+        Event::SensorDisconnected { sensor: "rain".into() },
+        Event::SensorConnected { sensor: "rain".into() },
         Event::BufferEvicted {
             counts: BTreeMap::from([("rain".to_owned(), 10)]),
             ranges: vec![SeqRange { first: 1, last: 10 }],
@@ -69,39 +45,26 @@ fn every_message_round_trips_through_json() {
 
 #[test]
 fn what_a_box_does_not_have_is_left_out_not_zeroed() {
-    let json = round_trip(&Heartbeat {
-        version: "0.1.0".into(),
-        uptime_s: 5,
-        ..Heartbeat::default()
-    });
+    let json = round_trip(&Heartbeat { version: "0.1.0".into(), uptime_s: 5, ..Heartbeat::default() });
     assert_eq!(json, r#"{"version":"0.1.0","uptime_s":5}"#);
-    assert_eq!(
-        round_trip(&Status {
-            online: false,
-            ..Status::default()
-        }),
-        r#"{"online":false}"#
-    );
+    assert_eq!(round_trip(&Status { online: false, ..Status::default() }), r#"{"online":false}"#);
 }
 
 #[test]
 fn fields_and_variants_from_a_newer_version_are_ignored_or_unknown() {
-    let hb = Heartbeat::from_json(br#"{"version":"9","uptime_s":1,"cpu_pct":12.5,"sensors":{"a":{"state":"sleeping","new":1}}}"#)
-        .expect("newer heartbeat parses");
+    let hb = Heartbeat::from_json(
+        br#"{"version":"9","uptime_s":1,"cpu_pct":12.5,"sensors":{"a":{"state":"sleeping","new":1}}}"#,
+    )
+    .expect("newer heartbeat parses");
     assert_eq!(hb.sensors["a"].state, SensorState::Unknown);
-    assert_eq!(
-        Event::from_json(br#"{"event":"camera_lost","camera":"gate"}"#).expect("parses"),
-        Event::Unknown
-    );
+    assert_eq!(Event::from_json(br#"{"event":"camera_lost","camera":"gate"}"#).expect("parses"), Event::Unknown);
     let reported = ReportedConfig::from_json(br#"{"version":2,"state":"staged"}"#).expect("parses");
     assert_eq!(reported.state, ConfigState::Unknown);
 }
 
 #[test]
 fn events_are_tagged_by_name() {
-    let json = round_trip(&Event::SensorConnected {
-        sensor: "level".into(),
-    });
+    let json = round_trip(&Event::SensorConnected { sensor: "level".into() });
     assert_eq!(json, r#"{"event":"sensor_connected","sensor":"level"}"#);
 }
 

@@ -155,9 +155,7 @@ impl ModbusSlave {
     pub fn start(link: impl Into<PathBuf>, slaves: &[u8], map: RegisterMap) -> io::Result<ModbusSlave> {
         let link = link.into();
         let mut device = PtySensor::create(&link)?;
-        let (wire, wire_slave) = device
-            .take_master()
-            .ok_or_else(|| io::Error::other("new pty has no master"))?;
+        let (wire, wire_slave) = device.take_master().ok_or_else(|| io::Error::other("new pty has no master"))?;
         let (server_side, server_port) = SerialStream::pair().map_err(io::Error::from)?;
         let fault = Arc::new(AtomicU8::new(Fault::None as u8));
         let answered = Arc::new(AtomicU64::new(0));

@@ -20,10 +20,7 @@ impl Pty {
         let (master, mut slave) = SerialStream::pair().map_err(io::Error::from)?;
         // Let the agent open the slave by its path too.
         slave.set_exclusive(false).map_err(io::Error::from)?;
-        let slave_path = slave
-            .name()
-            .map(PathBuf::from)
-            .ok_or_else(|| io::Error::other("pty slave has no name"))?;
+        let slave_path = slave.name().map(PathBuf::from).ok_or_else(|| io::Error::other("pty slave has no name"))?;
         Ok(Pty { master, _slave: slave, slave_path })
     }
 }

@@ -13,11 +13,11 @@ use std::time::Duration;
 use simpul_agent::Sample;
 use simpul_agent::clock::ManualClock;
 use simpul_agent::config::RetryConfig;
-use simpul_agent::config::sensor::{
-    AsciiFormat, AsciiSensorConfig, DataType, ModbusSensorConfig, RegisterConfig, RegisterFunction,
-    SerialPortConfig, SimulatedSensorConfig, ValueMapping, WordOrder,
-};
 use simpul_agent::config::SensorConfig;
+use simpul_agent::config::sensor::{
+    AsciiFormat, AsciiSensorConfig, DataType, ModbusSensorConfig, RegisterConfig, RegisterFunction, SerialPortConfig,
+    SimulatedSensorConfig, ValueMapping, WordOrder,
+};
 use simpul_agent::sensor::{SensorSet, SensorSnapshot, spawn_all};
 use simpul_tests::{Fault, ModbusSlave, PtySensor, RegisterMap};
 use tokio::sync::mpsc;
@@ -300,7 +300,8 @@ async fn modbus_crc_errors_and_timeouts_are_counted_and_polling_continues() {
 async fn two_slaves_on_one_bus_take_turns_on_one_port() {
     let dir = tempfile::tempdir().expect("temp dir");
     let slave = ModbusSlave::start(dir.path().join("ttyRS485"), &[1, 2], RegisterMap::default()).expect("slave");
-    let mut agent = Agent::start(vec![("upstream", modbus(slave.link(), 1, 1000)), ("downstream", modbus(slave.link(), 2, 1000))]);
+    let mut agent =
+        Agent::start(vec![("upstream", modbus(slave.link(), 1, 1000)), ("downstream", modbus(slave.link(), 2, 1000))]);
     agent.next("upstream").await;
     agent.next("downstream").await;
     for id in ["upstream", "downstream"] {

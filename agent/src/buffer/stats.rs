@@ -110,7 +110,7 @@ impl fmt::Display for BufferStats {
         writeln!(f, "{:<16} {}", "readings", self.readings)?;
         writeln!(f, "{:<16} {} .. {}", "seqs held", opt(self.first_seq), opt(self.last_seq))?;
         writeln!(f, "{:<16} {}", "next seq", self.next_seq)?;
-        let oldest = self.oldest_wall_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms since epoch"));
+        let oldest = self.oldest_wall_ms.map_or_else(|| "-".to_owned(), describe_wall_ms);
         writeln!(f, "{:<16} {oldest}", "oldest reading")?;
         writeln!(
             f,
@@ -138,5 +138,17 @@ impl fmt::Display for BufferStats {
             }
         }
         Ok(())
+    }
+}
+
+/// `2026-11-23T02:41:05.123Z (12s ago)`; the age is left out when the clock disagrees.
+fn describe_wall_ms(ms: i64) -> String {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let Ok(ms_u) = u64::try_from(ms) else { return format!("{ms} ms before the epoch (clock not set)") };
+    let at = UNIX_EPOCH + Duration::from_millis(ms_u);
+    let when = humantime::format_rfc3339_millis(at);
+    match SystemTime::now().duration_since(at) {
+        Ok(age) => format!("{when} ({} ago)", humantime::format_duration(Duration::from_secs(age.as_secs()))),
+        Err(_) => format!("{when} (in the future by this clock)"),
     }
 }

@@ -144,7 +144,13 @@ impl Writer {
         Some(tokio::task::spawn_blocking(move || {
             let n = batch.len();
             match buffer.append_samples(&batch) {
-                Ok(_) => (buffer, Vec::new(), Ok(n)),
+                Ok(range) => {
+                    if let Some(r) = range {
+                        // Printed only after the commit: tests read it as proof of durability.
+                        tracing::debug!(first = r.first, last = r.last, count = n, "committed");
+                    }
+                    (buffer, Vec::new(), Ok(n))
+                }
                 Err(e) => (buffer, batch, Err(e)),
             }
         }))

@@ -149,15 +149,12 @@ fn decode<T: DeserializeOwned>(value: toml::Value, at: &KeyPath, prov: &Provenan
 
 /// serde reports an unknown field at its table; point at the field's own line instead.
 fn unknown_field_aware(prov: &Provenance, key: &KeyPath, message: String) -> Problem {
-    let field = message
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split_once('`'))
-        .map(|(f, _)| f.to_owned());
+    let field = message.strip_prefix("unknown field `").and_then(|r| r.split_once('`')).map(|(f, _)| f.to_owned());
+    let already_there = |f: &str| key.0.last().is_some_and(|s| *s == super::provenance::Seg::Key(f.to_owned()));
     match field {
-        Some(f) if !key.0.last().is_some_and(|s| *s == super::provenance::Seg::Key(f.clone())) => {
-            Problem::at(prov, &key.key(&f), message)
-        }
-        _ => Problem::at(prov, key, message),
+        Some(f) if already_there(&f) => Problem::at(prov, key, message),
+        Some(f) => Problem::at(prov, &key.key(&f), message),
+        None => Problem::at(prov, key, message),
     }
 }
 
@@ -176,6 +173,8 @@ fn decode_sensor(id: &str, mut table: Table, prov: &Provenance) -> Result<Sensor
         "ascii" => decode(value, &at, prov).map(SensorConfig::Ascii).map_err(first),
         "modbus" => decode(value, &at, prov).map(SensorConfig::Modbus).map_err(first),
         "simulated" => decode(value, &at, prov).map(SensorConfig::Simulated).map_err(first),
-        other => Err(Problem::at(prov, &at.key("kind"), format!("unknown sensor kind `{other}`, expected one of {kinds}"))),
+        other => {
+            Err(Problem::at(prov, &at.key("kind"), format!("unknown sensor kind `{other}`, expected one of {kinds}")))
+        }
     }
 }

@@ -20,8 +20,8 @@ use simpul_protocol::DeviceId;
 
 pub use error::{ConfigError, Problem};
 pub use load::{ConfigSource, drop_in_dir, load, load_str};
-pub use validate::valid_sensor_id;
 pub use sensor::SensorConfig;
+pub use validate::valid_sensor_id;
 
 /// The commented default configuration, printed by `simpul-agent print-default-config`.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");

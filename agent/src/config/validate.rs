@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::AgentConfig;
 use super::error::Problem;
 use super::provenance::{KeyPath, Provenance};
 use super::sensor::{AsciiFormat, ModbusSensorConfig, SensorConfig, SerialPortConfig, ValueMapping};
-use super::AgentConfig;
 
 /// Every problem found; empty when the config is good.
 pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
@@ -15,7 +15,11 @@ pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
     let root = KeyPath::default();
     let buffer = root.key("buffer");
     let fi = c.buffer.flush_interval;
-    v.ensure(fi > Duration::ZERO && fi <= Duration::from_secs(60), &buffer.key("flush_interval"), "must be more than 0s and at most 60s");
+    v.ensure(
+        fi > Duration::ZERO && fi <= Duration::from_secs(60),
+        &buffer.key("flush_interval"),
+        "must be more than 0s and at most 60s",
+    );
     v.ensure(c.buffer.quota.as_u64() >= 64 * 1024, &buffer.key("quota"), "must be at least 64 KiB");
     let retry = root.key("sensor_retry");
     let r = &c.sensor_retry;
@@ -35,7 +39,8 @@ pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
 
 /// Sensor ids appear in readings and topics: keep them plain.
 pub fn valid_sensor_id(id: &str) -> bool {
-    (1..=32).contains(&id.len()) && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    (1..=32).contains(&id.len())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 struct Checker<'a> {
@@ -110,7 +115,11 @@ impl Checker<'_> {
             }
             let end = u32::from(r.address) + u32::from(r.data_type.registers());
             self.ensure(end <= 65536, &rat.key("address"), "the value runs past register 65535");
-            self.ensure(r.scale.is_finite() && r.scale != 0.0, &rat.key("scale"), "must be a finite number other than 0");
+            self.ensure(
+                r.scale.is_finite() && r.scale != 0.0,
+                &rat.key("scale"),
+                "must be a finite number other than 0",
+            );
             self.ensure(r.offset.is_finite(), &rat.key("offset"), "must be a finite number");
             self.decimals(r.decimals, &rat.key("decimals"));
         }
@@ -137,12 +146,22 @@ impl Checker<'_> {
                 })
                 .collect();
             if all_modbus.len() != users.len() {
-                self.problem(&at, format!("{} is used by {}: only Modbus sensors can share a port", path.display(), names.join(", ")));
+                self.problem(
+                    &at,
+                    format!("{} is used by {}: only Modbus sensors can share a port", path.display(), names.join(", ")),
+                );
                 continue;
             }
             let first = &all_modbus[0].port;
             if all_modbus.iter().any(|m| m.port != *first) {
-                self.problem(&at, format!("sensors {} share {} but set the line differently (baud, parity, bits)", names.join(", "), path.display()));
+                self.problem(
+                    &at,
+                    format!(
+                        "sensors {} share {} but set the line differently (baud, parity, bits)",
+                        names.join(", "),
+                        path.display()
+                    ),
+                );
             }
             let mut slaves = BTreeSet::new();
             if !all_modbus.iter().all(|m| slaves.insert(m.slave)) {

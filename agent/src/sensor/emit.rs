@@ -64,6 +64,7 @@ impl Emitter {
         shutdown: &CancellationToken,
     ) -> Result<(), Stop> {
         self.stats.record(&channel.metric, value, time);
+        tracing::trace!(metric = %channel.metric, value, "sample");
         let sample = Sample {
             sensor: self.sensor.clone(),
             metric: channel.metric.clone(),

@@ -48,7 +48,12 @@ impl Wave {
 }
 
 /// Runs one simulated sensor until `shutdown`.
-pub(crate) async fn run(cfg: SimulatedSensorConfig, clock: Arc<dyn Clock>, mut emit: Emitter, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    cfg: SimulatedSensorConfig,
+    clock: Arc<dyn Clock>,
+    mut emit: Emitter,
+    shutdown: CancellationToken,
+) {
     let channel = Channel::new(&cfg.metric, &cfg.unit);
     let mut ticks = tokio::time::interval(cfg.interval.max(std::time::Duration::from_millis(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -5,8 +5,8 @@ use super::columns::MonoPredictor;
 use super::values::{MAX_DECIMALS, RAW, unscale};
 use super::varint::Reader;
 use super::{
-    DecodeError, MAX_BOOTS, MAX_DECODED_TEXT, MAX_DROPPED, MAX_READINGS, MAX_SERIES, MAX_TEXT_LEN,
-    ReadingBatch, SeqRange,
+    DecodeError, MAX_BOOTS, MAX_DECODED_TEXT, MAX_DROPPED, MAX_READINGS, MAX_SERIES, MAX_TEXT_LEN, ReadingBatch,
+    SeqRange,
 };
 use crate::reading::{BootId, Reading, ReadingTime};
 
@@ -31,11 +31,7 @@ pub(super) fn body(bytes: &[u8]) -> Result<ReadingBatch, DecodeError> {
     let n = r.count(MIN_READING_BYTES, MAX_READINGS, "readings")?;
     let seqs = seq_column(&mut r, n)?;
     let series_of = series_column(&mut r, n, series.len())?;
-    let text: usize = series_of
-        .iter()
-        .filter_map(|&s| series.get(s))
-        .map(Series::text_len)
-        .sum();
+    let text: usize = series_of.iter().filter_map(|&s| series.get(s)).map(Series::text_len).sum();
     if text > MAX_DECODED_TEXT {
         return Err(DecodeError::TooLarge("decoded text"));
     }
@@ -50,22 +46,14 @@ pub(super) fn body(bytes: &[u8]) -> Result<ReadingBatch, DecodeError> {
 
     let mut readings = Vec::with_capacity(n);
     for p in 0..n {
-        let (
-            Some(&seq),
-            Some(s),
-            Some(&(synced, boot_id)),
-            Some(&mono_ms),
-            Some(&wall_ms),
-            Some(&value),
-        ) = (
+        let (Some(&seq), Some(s), Some(&(synced, boot_id)), Some(&mono_ms), Some(&wall_ms), Some(&value)) = (
             seqs.get(p),
             series_of.get(p).and_then(|&s| series.get(s)),
             flags.get(p),
             monos.get(p),
             walls.get(p),
             values.get(p),
-        )
-        else {
+        ) else {
             return Err(DecodeError::Truncated);
         };
         readings.push(Reading {
@@ -74,12 +62,7 @@ pub(super) fn body(bytes: &[u8]) -> Result<ReadingBatch, DecodeError> {
             metric: s.metric.clone(),
             unit: s.unit.clone(),
             value,
-            time: ReadingTime {
-                wall_ms,
-                synced,
-                boot_id,
-                mono_ms,
-            },
+            time: ReadingTime { wall_ms, synced, boot_id, mono_ms },
         });
     }
     Ok(ReadingBatch { readings, dropped })
@@ -102,12 +85,7 @@ fn series_table(r: &mut Reader<'_>) -> Result<Vec<Series>, DecodeError> {
         if coding > MAX_DECIMALS && coding != RAW {
             return Err(DecodeError::BadValueCoding(coding));
         }
-        series.push(Series {
-            sensor,
-            metric,
-            unit,
-            coding,
-        });
+        series.push(Series { sensor, metric, unit, coding });
     }
     Ok(series)
 }
@@ -138,10 +116,7 @@ fn seq_column(r: &mut Reader<'_>, n: usize) -> Result<Vec<u64>, DecodeError> {
     for _ in 1..n {
         let seq = previous.wrapping_add(1).wrapping_add(r.i64()? as u64);
         if seq <= previous {
-            return Err(DecodeError::NotAscending {
-                after: previous,
-                seq,
-            });
+            return Err(DecodeError::NotAscending { after: previous, seq });
         }
         seqs.push(seq);
         previous = seq;
@@ -153,33 +128,20 @@ fn seq_column(r: &mut Reader<'_>, n: usize) -> Result<Vec<u64>, DecodeError> {
 fn series_column(r: &mut Reader<'_>, n: usize, tables: usize) -> Result<Vec<usize>, DecodeError> {
     if tables <= 1 {
         if n > 0 && tables == 0 {
-            return Err(DecodeError::BadIndex {
-                table: "series",
-                index: 0,
-            });
+            return Err(DecodeError::BadIndex { table: "series", index: 0 });
         }
         return Ok(vec![0; n]);
     }
     (0..n)
         .map(|_| {
             let index = r.u64()?;
-            usize::try_from(index)
-                .ok()
-                .filter(|&s| s < tables)
-                .ok_or(DecodeError::BadIndex {
-                    table: "series",
-                    index,
-                })
+            usize::try_from(index).ok().filter(|&s| s < tables).ok_or(DecodeError::BadIndex { table: "series", index })
         })
         .collect()
 }
 
 /// Each reading's (synced, boot id), from `boot index << 1 | synced`.
-fn flags_column(
-    r: &mut Reader<'_>,
-    n: usize,
-    boots: &[BootId],
-) -> Result<Vec<(bool, BootId)>, DecodeError> {
+fn flags_column(r: &mut Reader<'_>, n: usize, boots: &[BootId]) -> Result<Vec<(bool, BootId)>, DecodeError> {
     (0..n)
         .map(|_| {
             let flags = r.u64()?;
@@ -187,10 +149,7 @@ fn flags_column(
             let boot = usize::try_from(index)
                 .ok()
                 .and_then(|b| boots.get(b))
-                .ok_or(DecodeError::BadIndex {
-                    table: "boot",
-                    index,
-                })?;
+                .ok_or(DecodeError::BadIndex { table: "boot", index })?;
             Ok((flags & 1 == 1, *boot))
         })
         .collect()
@@ -207,11 +166,7 @@ fn members(tables: usize, series_of: &[usize]) -> Vec<Vec<usize>> {
     members
 }
 
-fn mono_column(
-    r: &mut Reader<'_>,
-    n: usize,
-    members: &[Vec<usize>],
-) -> Result<Vec<u64>, DecodeError> {
+fn mono_column(r: &mut Reader<'_>, n: usize, members: &[Vec<usize>]) -> Result<Vec<u64>, DecodeError> {
     let mut monos = vec![0u64; n];
     let mut predictor = MonoPredictor::default();
     for positions in members {

@@ -55,10 +55,7 @@ pub(super) fn body(batch: &ReadingBatch) -> Vec<u8> {
 
 /// The smallest zstd frame of `body` over [`ZSTD_LEVELS`], if zstd works at all.
 pub(super) fn smallest_zstd(body: &[u8]) -> Option<Vec<u8>> {
-    ZSTD_LEVELS
-        .iter()
-        .filter_map(|&level| zstd::bulk::compress(body, level).ok())
-        .min_by_key(Vec::len)
+    ZSTD_LEVELS.iter().filter_map(|&level| zstd::bulk::compress(body, level).ok()).min_by_key(Vec::len)
 }
 
 /// First seq, then `seq - previous - 1` zigzagged: contiguous seqs are zero bytes.
@@ -152,17 +149,8 @@ impl<'a> Tables<'a> {
             });
             boot_of.push(b);
         }
-        let values = members
-            .iter()
-            .map(|m| classify(&m.iter().map(|&p| readings[p].value).collect::<Vec<_>>()))
-            .collect();
-        Tables {
-            series,
-            values,
-            members,
-            series_of,
-            boots,
-            boot_of,
-        }
+        let values =
+            members.iter().map(|m| classify(&m.iter().map(|&p| readings[p].value).collect::<Vec<_>>())).collect();
+        Tables { series, values, members, series_of, boots, boot_of }
     }
 }

@@ -94,21 +94,8 @@ impl ReadingBatch {
         self.dropped == other.dropped
             && self.readings.len() == other.readings.len()
             && self.readings.iter().zip(&other.readings).all(|(a, b)| {
-                (
-                    a.seq,
-                    &a.sensor,
-                    &a.metric,
-                    &a.unit,
-                    a.value.to_bits(),
-                    a.time,
-                ) == (
-                    b.seq,
-                    &b.sensor,
-                    &b.metric,
-                    &b.unit,
-                    b.value.to_bits(),
-                    b.time,
-                )
+                (a.seq, &a.sensor, &a.metric, &a.unit, a.value.to_bits(), a.time)
+                    == (b.seq, &b.sensor, &b.metric, &b.unit, b.value.to_bits(), b.time)
             })
     }
 }
@@ -145,7 +132,6 @@ pub fn decode(bytes: &[u8]) -> Result<ReadingBatch, DecodeError> {
     if flags & FLAG_ZSTD == 0 {
         return decode::body(body);
     }
-    let plain = zstd::bulk::decompress(body, MAX_BODY_BYTES)
-        .map_err(|e| DecodeError::Decompress(e.to_string()))?;
+    let plain = zstd::bulk::decompress(body, MAX_BODY_BYTES).map_err(|e| DecodeError::Decompress(e.to_string()))?;
     decode::body(&plain)
 }

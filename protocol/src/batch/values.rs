@@ -86,14 +86,7 @@ mod tests {
 
     #[test]
     fn values_no_decimal_scale_can_carry_travel_raw() {
-        for v in [
-            f64::NAN,
-            f64::INFINITY,
-            -0.0,
-            f64::from(0.1f32),
-            1e300,
-            1e-12,
-        ] {
+        for v in [f64::NAN, f64::INFINITY, -0.0, f64::from(0.1f32), 1e300, 1e-12] {
             assert_eq!(decimals_of(&[1.0, v]), None, "{v:?} was scaled");
         }
     }

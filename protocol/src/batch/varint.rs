@@ -112,9 +112,7 @@ impl<'a> Reader<'a> {
     pub(super) fn text(&mut self, max: usize, what: &'static str) -> Result<String, DecodeError> {
         let len = self.count(1, max, what)?;
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::BadUtf8(what))
+        std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| DecodeError::BadUtf8(what))
     }
 }
 
@@ -133,10 +131,7 @@ mod tests {
     #[test]
     fn varints_round_trip_at_every_length() {
         let mut out = Vec::new();
-        let values: Vec<u64> = (0..64)
-            .map(|s| 1u64 << s)
-            .chain([0, u64::MAX, 127, 128])
-            .collect();
+        let values: Vec<u64> = (0..64).map(|s| 1u64 << s).chain([0, u64::MAX, 127, 128]).collect();
         for &v in &values {
             put_u64(&mut out, v);
         }

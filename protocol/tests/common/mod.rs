@@ -48,35 +48,14 @@ pub fn batches() -> impl Strategy<Value = ReadingBatch> {
     let series = prop::collection::vec((text(), text(), text()), 1..10);
     let boots = prop::collection::vec(any::<[u8; 16]>(), 1..4);
     let dropped = prop::collection::vec((any::<u64>(), any::<u64>()), 0..4);
-    (
-        series,
-        boots,
-        dropped,
-        0u64..(u64::MAX / 2),
-        any::<i64>(),
-        any::<u64>(),
-    )
+    (series, boots, dropped, 0u64..(u64::MAX / 2), any::<i64>(), any::<u64>())
         .prop_flat_map(|(series, boots, dropped, seq0, wall0, mono0)| {
             let (n_series, n_boots) = (series.len(), boots.len());
             let draft = (0..n_series).prop_flat_map(move |s| {
-                (
-                    Just(s),
-                    seq_step(),
-                    value(s as u32 % 10),
-                    any::<bool>(),
-                    0..n_boots,
-                    time_step(),
-                    time_step(),
-                )
+                (Just(s), seq_step(), value(s as u32 % 10), any::<bool>(), 0..n_boots, time_step(), time_step())
             });
             let drafts = prop::collection::vec(draft, 0..120);
-            (
-                Just(series),
-                Just(boots),
-                Just(dropped),
-                Just((seq0, wall0, mono0)),
-                drafts,
-            )
+            (Just(series), Just(boots), Just(dropped), Just((seq0, wall0, mono0)), drafts)
         })
         .prop_map(|(series, boots, dropped, (seq0, wall0, mono0), drafts)| {
             let (mut seq, mut wall, mut mono) = (seq0, wall0, mono0);
@@ -93,22 +72,11 @@ pub fn batches() -> impl Strategy<Value = ReadingBatch> {
                         metric,
                         unit,
                         value,
-                        time: ReadingTime {
-                            wall_ms: wall,
-                            synced,
-                            boot_id: BootId(boots[b]),
-                            mono_ms: mono,
-                        },
+                        time: ReadingTime { wall_ms: wall, synced, boot_id: BootId(boots[b]), mono_ms: mono },
                     }
                 })
                 .collect();
-            let dropped = dropped
-                .into_iter()
-                .map(|(a, b)| SeqRange {
-                    first: a.min(b),
-                    last: a.max(b),
-                })
-                .collect();
+            let dropped = dropped.into_iter().map(|(a, b)| SeqRange { first: a.min(b), last: a.max(b) }).collect();
             ReadingBatch { readings, dropped }
         })
 }

@@ -65,7 +65,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Catches SIGTERM now, and returns a future that ends at Ctrl-C or SIGTERM, so the
 /// peer removes its link on the way out.
 fn until_killed() -> anyhow::Result<impl Future<Output = anyhow::Result<()>>> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
     Ok(async move {
         tokio::select! {
             r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
@@ -98,7 +99,8 @@ async fn main() -> anyhow::Result<()> {
         Peer::Modbus { link, slave, rise } => {
             let map = RegisterMap { rise_cm_per_s: rise, ..RegisterMap::default() };
             let killed = until_killed()?;
-            let _slave = ModbusSlave::start(&link, &[slave], map).with_context(|| format!("creating {}", link.display()))?;
+            let _slave =
+                ModbusSlave::start(&link, &[slave], map).with_context(|| format!("creating {}", link.display()))?;
             println!("{}", link.display());
             killed.await
         }

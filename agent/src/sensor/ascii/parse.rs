@@ -67,7 +67,8 @@ impl LineParser {
         match self.format {
             AsciiFormat::Number => Ok(vec![self.value.apply(number(text)?)]),
             AsciiFormat::Prefixed => {
-                let rest = text.strip_prefix(self.prefix.as_str()).ok_or_else(|| LineError::NoPrefix(self.prefix.clone()))?;
+                let rest =
+                    text.strip_prefix(self.prefix.as_str()).ok_or_else(|| LineError::NoPrefix(self.prefix.clone()))?;
                 Ok(vec![self.value.apply(number(rest.trim_start())?)])
             }
             AsciiFormat::KeyValue => self.key_values(text),
@@ -138,7 +139,8 @@ mod tests {
     fn a_prefixed_ranger_line_is_scaled_offset_and_rounded() {
         let mut c = cfg(AsciiFormat::Prefixed);
         c.prefix = Some("R".into());
-        c.value = ValueMapping { metric: Some("level".into()), unit: "cm".into(), scale: 0.1, offset: -3.0, decimals: 1 };
+        c.value =
+            ValueMapping { metric: Some("level".into()), unit: "cm".into(), scale: 0.1, offset: -3.0, decimals: 1 };
         let p = LineParser::new(&c);
         assert_eq!(values(&p, "R1234"), vec![("level".to_owned(), 120.4)]);
         assert_eq!(p.parse(b"X1234"), Err(LineError::NoPrefix("R".into())));

@@ -58,7 +58,12 @@ enum Turn {
 
 /// Runs the bus of `members` (at least one; the first one's port settings are used)
 /// until `shutdown`.
-pub(crate) async fn run(mut members: Vec<Member>, retry: RetryConfig, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    mut members: Vec<Member>,
+    retry: RetryConfig,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) {
     let Some(port_cfg) = members.first().map(|m| m.cfg.port.clone()) else { return };
     let path = port_cfg.path.display().to_string();
     if members.iter().any(|m| m.cfg.port != port_cfg) {

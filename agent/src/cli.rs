@@ -1,0 +1,197 @@
+//! The command line: `run` (the default), `check-config`, `print-default-config`,
+//! `buffer stats`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::buffer::Buffer;
+use crate::config::{self, AgentConfig, ConfigSource, DEFAULT_CONFIG};
+use crate::exit;
+
+/// The default main config file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/simpul/agent.toml";
+
+#[derive(Debug, Parser)]
+#[command(name = "simpul-agent", version, about = "The Simpul daemon on a kelurahan's Raspberry Pi")]
+struct Cli {
+    /// Main config file; drop-ins are read from `<name>.d/*.toml` beside it.
+    #[arg(long, short, global = true, default_value = DEFAULT_CONFIG_PATH, env = "SIMPUL_AGENT_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent (the default).
+    Run,
+    /// Check the config and its drop-ins; name the file and line of each mistake.
+    CheckConfig {
+        /// Also print the merged config as the agent would use it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print the commented default config.
+    PrintDefaultConfig,
+    /// Look into the durable buffer (safe while the agent runs).
+    Buffer {
+        #[command(subcommand)]
+        command: BufferCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BufferCommand {
+    /// Readings held, sequence numbers, size against quota, drops per sensor.
+    Stats {
+        /// The buffer file; default: `buffer.path` from the config.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the command line and runs it; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::PrintDefaultConfig => emit(DEFAULT_CONFIG),
+        Command::CheckConfig { print } => check_config(&cli.config, print),
+        Command::Buffer { command: BufferCommand::Stats { path, json } } => buffer_stats(&cli.config, path, json),
+        Command::Run => run(&cli.config),
+    }
+}
+
+fn load_or_report(path: &Path) -> Result<(AgentConfig, ConfigSource), ExitCode> {
+    config::load(path).map_err(|e| {
+        for p in e.problems() {
+            eprintln!("error: {p}");
+        }
+        eprintln!("the config was not used; see `simpul-agent print-default-config` and docs/ref/agent-config.md");
+        exit::code(exit::CONFIG)
+    })
+}
+
+fn check_config(path: &Path, print: bool) -> ExitCode {
+    let (cfg, src) = match load_or_report(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let files: Vec<String> = src.files.iter().map(|f| f.display().to_string()).collect();
+    let ids = cfg.sensors.keys().cloned().collect::<Vec<_>>().join(", ");
+    let mut text = format!("config OK: {} sensor(s) [{ids}] from {}\n", cfg.sensors.len(), files.join(", "));
+    if print {
+        match toml::to_string_pretty(&cfg) {
+            Ok(t) => text.push_str(&t),
+            Err(e) => {
+                eprintln!("error: cannot print the merged config: {e}");
+                return exit::code(exit::FAILURE);
+            }
+        }
+    }
+    emit(&text)
+}
+
+fn buffer_stats(config_path: &Path, path: Option<PathBuf>, json: bool) -> ExitCode {
+    let path = match path {
+        Some(p) => p,
+        None => match load_or_report(config_path) {
+            Ok((cfg, _)) => cfg.buffer.path,
+            Err(code) => return code,
+        },
+    };
+    let stats = Buffer::open_read_only(&path).and_then(|b| b.stats());
+    match stats {
+        Ok(s) if json => match serde_json::to_string_pretty(&s) {
+            Ok(j) => emit(&format!("{j}\n")),
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::code(exit::FAILURE)
+            }
+        },
+        Ok(s) => emit(&format!("buffer {}\n{s}\n", path.display())),
+        Err(e) => {
+            eprintln!("error: cannot read the buffer at {}: {e}", path.display());
+            exit::code(exit::FAILURE)
+        }
+    }
+}
+
+/// Writes `text` to stdout. A reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => exit::code(exit::OK),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::code(exit::OK),
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            exit::code(exit::FAILURE)
+        }
+    }
+}
+
+fn run(path: &Path) -> ExitCode {
+    let (cfg, src) = match load_or_report(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&cfg.log.level);
+    tracing::info!(files = ?src.files, "config loaded");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(4).enable_all().build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::code(exit::FAILURE);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    runtime.spawn(stop_on_signals(shutdown.clone()));
+    match runtime.block_on(crate::run::run(cfg, shutdown)) {
+        Ok(_) => exit::code(exit::OK),
+        Err(e) => {
+            tracing::error!(error = %e, "simpul-agent failed");
+            exit::code(exit::FAILURE)
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT starts a graceful stop; a second one exits at once.
+async fn stop_on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    for n in 0..2 {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("signal received: stopping gracefully (send again to stop at once)");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second signal: stopping at once");
+            std::process::exit(i32::from(exit::FAILURE));
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
