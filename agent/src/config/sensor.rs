@@ -85,6 +85,29 @@ pub struct ValueMapping {
     pub decimals: u8,
 }
 
+/// `value = raw * scale + offset`, rounded to `decimals` places: how every driver turns a
+/// measured number into a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scaling {
+    pub scale: f64,
+    pub offset: f64,
+    pub decimals: u8,
+}
+
+impl Scaling {
+    /// The value of `raw`.
+    pub fn apply(&self, raw: f64) -> f64 {
+        crate::sample::round_to_decimals(raw * self.scale + self.offset, self.decimals)
+    }
+}
+
+impl ValueMapping {
+    /// How this mapping scales a number.
+    pub fn scaling(&self) -> Scaling {
+        Scaling { scale: self.scale, offset: self.offset, decimals: self.decimals }
+    }
+}
+
 impl Default for ValueMapping {
     fn default() -> Self {
         ValueMapping { metric: None, unit: String::new(), scale: 1.0, offset: 0.0, decimals: default_decimals() }
@@ -172,6 +195,13 @@ pub struct RegisterConfig {
     /// Decimal places kept, 0 to 9. Default 2.
     #[serde(default = "default_decimals")]
     pub decimals: u8,
+}
+
+impl RegisterConfig {
+    /// How this register's number is scaled.
+    pub fn scaling(&self) -> Scaling {
+        Scaling { scale: self.scale, offset: self.offset, decimals: self.decimals }
+    }
 }
 
 /// Modbus read function.

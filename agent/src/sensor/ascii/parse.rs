@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::sensor::{AsciiFormat, AsciiSensorConfig, ValueMapping};
-use crate::sample::round_to_decimals;
+use crate::config::sensor::{AsciiFormat, AsciiSensorConfig, Scaling, ValueMapping};
 use crate::sensor::emit::Channel;
 
 /// Why a line gave no values (it is counted as garbage).
@@ -25,19 +24,17 @@ pub enum LineError {
 #[derive(Clone, Debug)]
 struct Mapped {
     channel: Channel,
-    scale: f64,
-    offset: f64,
-    decimals: u8,
+    scaling: Scaling,
 }
 
 impl Mapped {
     fn new(default_metric: &str, m: &ValueMapping) -> Mapped {
         let metric = m.metric.as_deref().unwrap_or(default_metric);
-        Mapped { channel: Channel::new(metric, &m.unit), scale: m.scale, offset: m.offset, decimals: m.decimals }
+        Mapped { channel: Channel::new(metric, &m.unit), scaling: m.scaling() }
     }
 
     fn apply(&self, raw: f64) -> (Channel, f64) {
-        (self.channel.clone(), round_to_decimals(raw * self.scale + self.offset, self.decimals))
+        (self.channel.clone(), self.scaling.apply(raw))
     }
 }
 

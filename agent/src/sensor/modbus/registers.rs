@@ -4,8 +4,7 @@
 //! (fewer round trips on a slow RS-485 bus); a gap starts a new request, so a register
 //! the device does not have is never read by accident.
 
-use crate::config::sensor::{DataType, RegisterConfig, RegisterFunction, WordOrder};
-use crate::sample::round_to_decimals;
+use crate::config::sensor::{DataType, RegisterConfig, RegisterFunction, Scaling, WordOrder};
 use crate::sensor::emit::Channel;
 
 /// Most registers one Modbus read may ask for.
@@ -21,11 +20,7 @@ pub struct Point {
     /// Word order of 32-bit types.
     pub word_order: WordOrder,
     /// `value = raw * scale + offset`, rounded to `decimals`.
-    pub scale: f64,
-    /// Added after scaling.
-    pub offset: f64,
-    /// Decimal places kept.
-    pub decimals: u8,
+    pub scaling: Scaling,
     /// Offset of its first word within its [`Read`].
     pub at: usize,
 }
@@ -63,9 +58,7 @@ pub fn plan(registers: &[RegisterConfig]) -> Vec<Read> {
                 channel: Channel::new(&r.metric, &r.unit),
                 data_type: r.data_type,
                 word_order: r.word_order,
-                scale: r.scale,
-                offset: r.offset,
-                decimals: r.decimals,
+                scaling: r.scaling(),
                 at: usize::from(read.count),
             });
             read.count += width;
@@ -99,7 +92,7 @@ impl Point {
     /// This point's value out of its read's `words`, mapped and rounded.
     pub fn value(&self, words: &[u16]) -> Option<f64> {
         let raw = decode(self.data_type, self.word_order, words.get(self.at..)?)?;
-        Some(round_to_decimals(raw * self.scale + self.offset, self.decimals))
+        Some(self.scaling.apply(raw))
     }
 }
 
