@@ -5,11 +5,21 @@
 //! - [`ModbusSlave`]: a Modbus RTU slave (tokio-modbus's own server) whose water level
 //!   rises over time, with switches to answer with a bad CRC, garbage, or not at all.
 //!
+//! - [`Mosquitto`]: a real Mosquitto broker on a free port, killed with the test.
+//! - [`LinkProxy`]: a TCP link the test can cut and restore.
+//! - [`ChildGuard`], [`workspace_bin`]: the real binaries as child processes.
+//!
 //! The agent opens the link path exactly as it would open `/dev/serial/by-id/...`, so the
 //! tests exercise the real serial code, the real framing and the real codec.
 
 pub mod modbus;
+pub mod mosquitto;
+pub mod process;
+pub mod proxy;
 pub mod pty;
 
 pub use modbus::{Fault, ModbusSlave, RegisterMap};
+pub use mosquitto::Mosquitto;
+pub use process::{ChildGuard, workspace_bin};
+pub use proxy::LinkProxy;
 pub use pty::PtySensor;
