@@ -12,6 +12,7 @@ pub mod exit;
 pub mod run;
 pub mod sample;
 pub mod sensor;
+pub mod uplink;
 
 pub use run::run;
 pub use sample::Sample;

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use crate::buffer::{Buffer, BufferError, BufferOptions, WriterSummary, spawn_writer};
 use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
-use crate::sensor;
+use crate::{sensor, uplink};
 
 /// How many samples may wait between the sensors and the buffer writer. Beyond it a
 /// sensor waits (backpressure) rather than dropping; at 8 sensors at 1 Hz this is minutes.
@@ -53,6 +53,16 @@ pub async fn run_with_clock(
     // The writer ends when every sender is gone (sensors stopped), after a last flush.
     let writer = spawn_writer(buffer, config.buffer.flush_interval, rx, CancellationToken::new());
 
+    // The uplink reads and deletes through its own connection to the same file (WAL).
+    let uplink = if config.uplink.enabled {
+        let path = config.buffer.path.clone();
+        let own = tokio::task::spawn_blocking(move || Buffer::open(&path, opts)).await??;
+        Some(uplink::spawn(config.uplink.clone(), device.clone(), own, Arc::clone(&clock), shutdown.clone()))
+    } else {
+        tracing::info!("uplink disabled ([uplink] enabled = false): readings stay in the buffer");
+        None
+    };
+
     let tracker = TaskTracker::new();
     let sensors = sensor::spawn_all(&config.sensors, &config.sensor_retry, clock, tx, shutdown.clone(), &tracker);
     tracker.close();
@@ -65,6 +75,11 @@ pub async fn run_with_clock(
     }
     drop(sensors);
     let summary = writer.await??;
+    if let Some(uplink) = uplink {
+        if tokio::time::timeout(STOP_TIMEOUT, uplink.join()).await.is_err() {
+            tracing::warn!(timeout = ?STOP_TIMEOUT, "the uplink did not stop in time");
+        }
+    }
     tracing::info!(appended = summary.appended, flushes = summary.flushes, "simpul-agent stopped");
     Ok(summary)
 }

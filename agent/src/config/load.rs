@@ -16,7 +16,7 @@ use toml::de::DeTable;
 use super::error::{ConfigError, Problem};
 use super::provenance::{KeyPath, LineIndex, Provenance};
 use super::sensor::SensorConfig;
-use super::{AgentConfig, BufferConfig, ClockConfig, DeviceConfig, LogConfig, RetryConfig, validate};
+use super::{AgentConfig, BufferConfig, ClockConfig, DeviceConfig, LogConfig, RetryConfig, UplinkConfig, validate};
 
 /// The files a config was made of, in the order they were applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,6 +85,8 @@ struct RawConfig {
     #[serde(default)]
     sensor_retry: RetryConfig,
     #[serde(default)]
+    uplink: UplinkConfig,
+    #[serde(default)]
     sensors: BTreeMap<String, Table>,
 }
 
@@ -114,6 +116,7 @@ fn load_texts(texts: &[(PathBuf, String)]) -> Result<AgentConfig, ConfigError> {
         clock: raw.clock,
         log: raw.log,
         sensor_retry: raw.sensor_retry,
+        uplink: raw.uplink,
         sensors,
     };
     problems.extend(validate::check(&config, &prov));

@@ -34,6 +34,7 @@ pub struct AgentConfig {
     pub clock: ClockConfig,
     pub log: LogConfig,
     pub sensor_retry: RetryConfig,
+    pub uplink: UplinkConfig,
     /// Sensors by id (the key of `[sensors.<id>]`).
     pub sensors: BTreeMap<String, SensorConfig>,
 }
@@ -159,6 +160,62 @@ impl Default for RetryConfig {
     }
 }
 
+/// `[uplink]`: the MQTT link to the fleet (see docs/design/uplink.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    /// Whether the agent connects to the fleet at all. Default false: a box without a
+    /// fleet (the demo, a bench test) keeps everything in its buffer.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The MQTT broker, `host:port`. Default `127.0.0.1:1883`.
+    #[serde(default = "defaults::broker")]
+    pub broker: String,
+    /// MQTT keepalive, whole seconds from 1s to 65535s. Default 30s.
+    #[serde(default = "defaults::keepalive", with = "humantime_serde")]
+    pub keepalive: Duration,
+    /// The most readings in one published batch. Default 600.
+    #[serde(default = "defaults::batch_max")]
+    pub batch_max: usize,
+    /// Live readings are published at most once per interval. Default 1s.
+    #[serde(default = "defaults::batch_interval", with = "humantime_serde")]
+    pub batch_interval: Duration,
+    /// The most batches published and not yet PUBACKed. Default 4.
+    #[serde(default = "defaults::max_inflight")]
+    pub max_inflight: u16,
+    /// First wait before reconnecting. Default 1s.
+    #[serde(default = "defaults::reconnect_min", with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    /// The wait doubles (with jitter) up to this. Default 60s.
+    #[serde(default = "defaults::reconnect_max", with = "humantime_serde")]
+    pub reconnect_max: Duration,
+}
+
+impl Default for UplinkConfig {
+    fn default() -> Self {
+        UplinkConfig {
+            enabled: false,
+            broker: defaults::broker(),
+            keepalive: defaults::keepalive(),
+            batch_max: defaults::batch_max(),
+            batch_interval: defaults::batch_interval(),
+            max_inflight: defaults::max_inflight(),
+            reconnect_min: defaults::reconnect_min(),
+            reconnect_max: defaults::reconnect_max(),
+        }
+    }
+}
+
+impl UplinkConfig {
+    /// `broker` split into host and port; `None` when it is not `host:port`.
+    pub fn broker_host_port(&self) -> Option<(&str, u16)> {
+        let (host, port) = self.broker.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port.parse().ok()?;
+        (!host.is_empty() && port != 0).then_some((host, port))
+    }
+}
+
 pub(crate) mod defaults {
     use std::path::PathBuf;
     use std::time::Duration;
@@ -185,5 +242,26 @@ pub(crate) mod defaults {
     }
     pub fn retry_max() -> Duration {
         Duration::from_secs(30)
+    }
+    pub fn broker() -> String {
+        "127.0.0.1:1883".to_owned()
+    }
+    pub fn keepalive() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn batch_max() -> usize {
+        600
+    }
+    pub fn batch_interval() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn max_inflight() -> u16 {
+        4
+    }
+    pub fn reconnect_min() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn reconnect_max() -> Duration {
+        Duration::from_secs(60)
     }
 }

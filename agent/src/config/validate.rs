@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::AgentConfig;
 use super::error::Problem;
 use super::provenance::{KeyPath, Provenance};
 use super::sensor::{AsciiFormat, ModbusSensorConfig, SensorConfig, SerialPortConfig, ValueMapping};
+use super::{AgentConfig, UplinkConfig};
 
 /// Every problem found; empty when the config is good.
 pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
@@ -25,6 +25,7 @@ pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
     let r = &c.sensor_retry;
     v.ensure(r.min_delay > Duration::ZERO, &retry.key("min_delay"), "must be more than 0s");
     v.ensure(r.min_delay <= r.max_delay, &retry.key("max_delay"), "must not be shorter than min_delay");
+    v.uplink(&c.uplink, &root.key("uplink"));
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
         v.problem(&root.key("log").key("level"), format!("not a log filter: {e}"));
     }
@@ -57,6 +58,28 @@ impl Checker<'_> {
         if !ok {
             self.problem(at, message);
         }
+    }
+
+    fn uplink(&mut self, u: &UplinkConfig, at: &KeyPath) {
+        self.ensure(u.broker_host_port().is_some(), &at.key("broker"), "must be host:port, such as \"127.0.0.1:1883\"");
+        let ka = u.keepalive;
+        let whole = ka.subsec_nanos() == 0 && (1..=u64::from(u16::MAX)).contains(&ka.as_secs());
+        self.ensure(whole, &at.key("keepalive"), "must be whole seconds from 1s to 65535s");
+        let max = simpul_protocol::batch::MAX_READINGS;
+        self.ensure((1..=max).contains(&u.batch_max), &at.key("batch_max"), "must be from 1 to 100000");
+        let bi = u.batch_interval;
+        self.ensure(
+            bi > Duration::ZERO && bi <= Duration::from_secs(60),
+            &at.key("batch_interval"),
+            "must be more than 0s and at most 60s",
+        );
+        self.ensure((1..=1000).contains(&u.max_inflight), &at.key("max_inflight"), "must be from 1 to 1000");
+        self.ensure(u.reconnect_min > Duration::ZERO, &at.key("reconnect_min"), "must be more than 0s");
+        self.ensure(
+            u.reconnect_min <= u.reconnect_max,
+            &at.key("reconnect_max"),
+            "must not be shorter than reconnect_min",
+        );
     }
 
     fn sensor(&mut self, s: &SensorConfig, at: &KeyPath) {

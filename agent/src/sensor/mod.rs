@@ -26,7 +26,7 @@ pub mod ascii;
 mod emit;
 pub mod modbus;
 mod port;
-mod retry;
+pub(crate) mod retry;
 pub mod simulated;
 mod stats;
 

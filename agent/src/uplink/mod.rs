@@ -1,0 +1,137 @@
+//! The uplink: every reading in the buffer reaches the fleet, and leaves the buffer only
+//! when the fleet's watermark covers it.
+//!
+//! The contract with the fleet (docs/design/uplink.md has the why):
+//! - Connect with client id = device id, clean session, a retained QoS 1 last will
+//!   `Status { online: false }` on `simpul/v1/dev/{d}/status`; on connect publish
+//!   `Status { online: true, version, boot_id }` retained.
+//! - Subscribe (QoS 1) to `simpul/v1/dev/{d}/ack`. The fleet keeps `Ack { watermark }`
+//!   there retained, so every (re)connect learns the watermark at once. On an ack the
+//!   uplink calls [`Buffer::delete_through`]`(watermark)`: nothing above it is ever deleted.
+//! - Publish [`simpul_protocol::ReadingBatch`]es QoS 1 on `simpul/v1/dev/{d}/readings`:
+//!   at most `batch_max` readings, live batches at most one per `batch_interval`, dropped
+//!   ranges riding along. After every connect, everything above the watermark is sent
+//!   again (the fleet dedupes on (device, seq)): a PUBACK only frees an in-flight slot.
+//! - At most `max_inflight` batches are not yet PUBACKed; the backlog never blocks live
+//!   data ([`cursors`]).
+//! - Reconnects back off with jitter from `reconnect_min` to `reconnect_max`.
+//! - When the clock syncs, one `Event::ClockSynced` goes to `simpul/v1/dev/{d}/events`
+//!   ([`clock_sync`]).
+
+pub mod clock_sync;
+mod connect;
+pub mod cursors;
+mod error;
+mod session;
+mod stats;
+mod store;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use simpul_protocol::control::Event;
+use simpul_protocol::{BootId, DeviceId};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use error::UplinkError;
+pub use stats::{UplinkSnapshot, UplinkStats};
+
+use crate::buffer::Buffer;
+use crate::clock::Clock;
+use crate::config::{RetryConfig, UplinkConfig};
+use crate::sensor::retry::Backoff;
+use store::Store;
+
+/// A running uplink.
+#[derive(Debug)]
+pub struct UplinkHandle {
+    /// Its counters, for health reporting and tests.
+    pub stats: Arc<UplinkStats>,
+    task: JoinHandle<()>,
+}
+
+impl UplinkHandle {
+    /// Waits until the uplink has stopped (after its shutdown token was cancelled).
+    pub async fn join(self) {
+        if let Err(e) = self.task.await {
+            tracing::warn!(error = %e, "the uplink task failed");
+        }
+    }
+
+    /// Stops the uplink at once, as a crash would: the socket closes without a
+    /// DISCONNECT, so the broker publishes the last will.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the uplink for `device` on `buffer` (the uplink's own connection to the buffer
+/// file; the writer keeps its own). It runs until `shutdown` is cancelled, then
+/// publishes `online: false` and disconnects cleanly.
+pub fn spawn(
+    config: UplinkConfig,
+    device: DeviceId,
+    buffer: Buffer,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> UplinkHandle {
+    let stats = Arc::new(UplinkStats::new());
+    let boot_id = clock.now().boot_id;
+    let clock_events = clock_sync::spawn(clock, config.batch_interval, shutdown.clone());
+    let uplink = Uplink {
+        config,
+        device,
+        boot_id,
+        store: Store::new(buffer),
+        stats: Arc::clone(&stats),
+        watermark: None,
+        highest_sent: None,
+        known_top: 0,
+        pending_events: VecDeque::new(),
+        clock_events,
+    };
+    let task = tokio::spawn(uplink.run(shutdown));
+    UplinkHandle { stats, task }
+}
+
+/// The uplink's state across sessions.
+struct Uplink {
+    config: UplinkConfig,
+    device: DeviceId,
+    boot_id: BootId,
+    store: Store,
+    stats: Arc<UplinkStats>,
+    /// The last watermark the fleet acknowledged (and the buffer deleted through).
+    watermark: Option<u64>,
+    /// The highest seq published so far in this process (to count resends).
+    highest_sent: Option<u64>,
+    /// The highest seq the buffer is known to have given: a watermark above it is bogus.
+    known_top: u64,
+    /// Events to publish, kept until their PUBACK (or a later session sends them again).
+    pending_events: VecDeque<Event>,
+    clock_events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Uplink {
+    /// Sessions, with a backoff between them, until shutdown.
+    async fn run(mut self, shutdown: CancellationToken) {
+        let retry = RetryConfig { min_delay: self.config.reconnect_min, max_delay: self.config.reconnect_max };
+        let mut backoff = Backoff::new(&retry);
+        tracing::info!(broker = %self.config.broker, device = %self.device, "uplink starting");
+        while !shutdown.is_cancelled() {
+            match self.session(&shutdown, &mut backoff).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "uplink session ended; reconnecting after a backoff");
+                    self.stats.error(&e);
+                }
+            }
+            if !backoff.wait(&shutdown).await {
+                break;
+            }
+        }
+        tracing::info!("uplink stopped");
+    }
+}
