@@ -11,13 +11,12 @@ use simpul_agent::clock::{Clock, ManualClock};
 use simpul_protocol::control::Event;
 use tokio_util::sync::CancellationToken;
 use uplink_support::fleet::FakeFleet;
-use uplink_support::mosquitto::Mosquitto;
 use uplink_support::proxy::SlowProxy;
 use uplink_support::{Agent, Rig, append, device, open, synced_clock, uplink_config, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_buffered_reading_reaches_the_fleet_exactly_once_and_is_deleted_after_the_ack() {
-    let rig = Rig::start(u64::MAX);
+    let rig = Rig::start(u64::MAX).await;
     let mut writer = open(&rig.path);
     let backlog = append(&mut writer, 1_000);
 
@@ -42,7 +41,7 @@ async fn every_buffered_reading_reaches_the_fleet_exactly_once_and_is_deleted_af
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_deleted_until_the_fleet_acknowledges_it() {
-    let rig = Rig::start(0);
+    let rig = Rig::start(0).await;
     let mut writer = open(&rig.path);
     let last = append(&mut writer, 500);
 
@@ -63,7 +62,7 @@ async fn nothing_is_deleted_until_the_fleet_acknowledges_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_puback_without_a_fleet_ack_is_not_trusted_after_reconnect() {
-    let Rig { broker, fleet, path, dir: _dir } = Rig::start(300);
+    let Rig { mut broker, fleet, path, dir: _dir } = Rig::start(300).await;
     let mut writer = open(&path);
     let last = append(&mut writer, 1_000);
 
@@ -75,12 +74,12 @@ async fn a_puback_without_a_fleet_ack_is_not_trusted_after_reconnect() {
     assert_eq!(writer.stats().expect("stats").first_seq, Some(301));
 
     // The broker dies; the fleet had not durably stored what it had not acknowledged.
-    let port = broker.kill();
+    broker.kill();
     within("the agent notices", stats.wait_for(|s| !s.connected)).await;
     fleet.forget_above(300);
     fleet.set_ack_cap(u64::MAX);
     assert_eq!(writer.stats().expect("stats").first_seq, Some(301), "nothing above the watermark deleted");
-    let _broker = Mosquitto::start_on(port);
+    broker.restart().await.expect("broker back on the same port");
 
     within("everything acknowledged", stats.wait_for(|s| s.watermark == Some(last))).await;
     let snap = stats.snapshot();
@@ -96,7 +95,7 @@ async fn a_puback_without_a_fleet_ack_is_not_trusted_after_reconnect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_readings_are_not_stuck_behind_a_large_backlog() {
-    let rig = Rig::start(u64::MAX);
+    let rig = Rig::start(u64::MAX).await;
     // A slow link: every chunk of 256 bytes towards the broker waits 5 ms.
     let proxy = SlowProxy::start(rig.broker.port(), 256, Duration::from_millis(5)).await;
     let mut writer = open(&rig.path);
@@ -120,7 +119,7 @@ async fn new_readings_are_not_stuck_behind_a_large_backlog() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_will_marks_the_device_offline_when_the_agent_dies() {
-    let rig = Rig::start(u64::MAX);
+    let rig = Rig::start(u64::MAX).await;
     let agent = Agent::start(uplink_config(rig.broker.port(), 100), &rig.path, synced_clock());
     within("online", rig.fleet.wait_for(|s| s.statuses.last().is_some_and(|st| st.online))).await;
 
@@ -140,7 +139,7 @@ async fn the_last_will_marks_the_device_offline_when_the_agent_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_that_syncs_later_reports_its_offset_once() {
     const TRUE_NOW: i64 = 1_800_000_000_000;
-    let rig = Rig::start(u64::MAX);
+    let rig = Rig::start(u64::MAX).await;
     let mut writer = open(&rig.path);
     // A Pi back from a power cut, believing it is 1970 (wall 1000 ms at mono 0).
     let clock = Arc::new(ManualClock::new(1_000, false));
@@ -172,7 +171,7 @@ async fn a_clock_that_syncs_later_reports_its_offset_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_started_with_the_uplink_enabled_delivers_its_sensor_readings() {
-    let rig = Rig::start(u64::MAX);
+    let rig = Rig::start(u64::MAX).await;
     let toml = format!(
         "[device]\nid = \"{}\"\n[buffer]\npath = {:?}\nflush_interval = \"50ms\"\n\
          [uplink]\nenabled = true\nbroker = \"127.0.0.1:{}\"\nkeepalive = \"5s\"\nbatch_interval = \"50ms\"\n\

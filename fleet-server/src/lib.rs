@@ -1,7 +1,27 @@
-//! simpul-fleet: the fleet server. This crate starts small: the broker, ingest, store,
-//! API and dashboard arrive with the delivery and health issues. What exists is the shape
-//! every part will hang on: the protocol it speaks.
+//! simpul-fleet: the fleet server.
+//!
+//! - [`broker`]: the embedded MQTT broker and its per-device topic rule (docs/design/broker.md).
+//! - [`ingest`]: subscribe (shared subscription), decode, commit in batches, ack after commit.
+//! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
+//! - [`watermark`]: the per-device contiguous-seq watermark (pure logic).
+//! - [`api`]: the platform HTTP API (cursor reads, device summaries).
+//! - [`webhook`]: push delivery to the central platform.
+//! - [`config`], [`cli`], [`run`]: `run(config, shutdown)` and the thin binary around it.
+//!
+//! The design is in docs/design/fleet-ingest.md.
 
+pub mod api;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod ingest;
+pub mod run;
+pub mod store;
+pub mod watermark;
+pub mod webhook;
+
+pub use run::{Running, run, start, start_with_store};
 pub use simpul_protocol as protocol;
 
 /// The topic filter the fleet subscribes to for every device's readings.

@@ -48,28 +48,48 @@ impl Mosquitto {
         self.addr
     }
 
+    /// The broker's port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     fn config_path(&self) -> PathBuf {
         self.dir.path().join("mosquitto.conf")
     }
 
     async fn spawn(&mut self) -> io::Result<()> {
-        let mut conf = format!("listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n", self.addr.port());
+        let mut conf =
+            format!("listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n", self.addr.port());
         if self.persistence {
             conf.push_str(&format!("persistence true\npersistence_location {}/\n", self.dir.path().display()));
         } else {
             conf.push_str("persistence false\n");
         }
         std::fs::write(self.config_path(), conf)?;
-        let log = std::fs::File::create(self.dir.path().join("mosquitto.log"))?;
-        let child: Child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(self.config_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
-        self.child = Some(ChildGuard::new(child));
-        wait_until_accepting(self.addr, Duration::from_secs(10)).await
+        // A broker killed a moment ago may still hold the port: if the new one exits at
+        // once, start it again until the port is free (or the time is up).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = std::fs::File::create(self.dir.path().join("mosquitto.log"))?;
+            let child: Child = Command::new(MOSQUITTO)
+                .arg("-c")
+                .arg(self.config_path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()?;
+            let mut guard = ChildGuard::new(child);
+            let up = wait_until_accepting(self.addr, Duration::from_secs(2)).await;
+            let exited = guard.child().is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if up.is_ok() && !exited {
+                self.child = Some(guard);
+                return Ok(());
+            }
+            guard.kill();
+            if tokio::time::Instant::now() >= deadline {
+                return Err(io::Error::other(format!("mosquitto did not start on {}: {}", self.addr, self.log())));
+            }
+        }
     }
 
     /// Kills the broker with SIGKILL: every connection drops, nothing is saved.

@@ -87,7 +87,13 @@ async fn accept_loop(
 }
 
 /// Copies both ways until either side closes, the link is cut, or the proxy stops.
-async fn relay(client: TcpStream, server: TcpStream, mut up: watch::Receiver<bool>, bytes: Arc<AtomicU64>, stop: CancellationToken) {
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    mut up: watch::Receiver<bool>,
+    bytes: Arc<AtomicU64>,
+    stop: CancellationToken,
+) {
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     let down = async {

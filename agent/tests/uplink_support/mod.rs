@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod fleet;
-pub mod mosquitto;
 pub mod proxy;
 
 use std::future::Future;
@@ -20,7 +19,7 @@ use simpul_protocol::{BootId, DeviceId, ReadingTime};
 use tokio_util::sync::CancellationToken;
 
 use fleet::FakeFleet;
-use mosquitto::Mosquitto;
+use simpul_tests::Mosquitto;
 
 /// A broker, a fake fleet on it, and a buffer file: what every uplink test starts with.
 #[derive(Debug)]
@@ -33,8 +32,8 @@ pub struct Rig {
 
 impl Rig {
     /// A fresh broker and a fleet that acknowledges up to `ack_cap`.
-    pub fn start(ack_cap: u64) -> Rig {
-        let broker = Mosquitto::start();
+    pub async fn start(ack_cap: u64) -> Rig {
+        let broker = Mosquitto::start().await.expect("mosquitto (apt-get install mosquitto)");
         let fleet = FakeFleet::start(broker.port(), device(), ack_cap);
         let (dir, path) = temp_buffer_path();
         Rig { broker, fleet, path, dir }

@@ -1,0 +1,247 @@
+//! Who may connect, publish and subscribe (the trust issue's topic rule).
+//!
+//! The rule: a client whose identity is device `D` may publish only on `D`'s own topics that a
+//! device publishes (`simpul/v1/dev/D/{readings,heartbeat,status,config/reported,events}`),
+//! may subscribe only to filters under `simpul/v1/dev/D/`, must use `D` as its client id
+//! (so it cannot take over another client's session), and may carry a last will only on a
+//! topic it may publish on. A fleet identity (`fleet_identities`) may do anything.
+//!
+//! The will is checked at CONNECT because rmqtt publishes a last will without running its
+//! publish ACL hook (`Session::process_last_will` in rmqtt 0.24 calls only the
+//! `message_publish` hook): a client could otherwise publish anywhere by dying.
+//!
+//! Identity today is the MQTT username, or the client id when there is no username: plain
+//! TCP on loopback, no password, so this rule keeps honest clients apart but stops no
+//! attacker. With TLS (the trust issue) the listener sets `cert_cn_as_username`, and the
+//! username is the CN of a client certificate the broker has verified against the fleet CA;
+//! the hook must then also refuse a connection that carries no certificate CN.
+
+use async_trait::async_trait;
+use rmqtt::context::ServerContext;
+use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
+use rmqtt::types::{AuthResult, ConnectInfo, LastWill, PublishAclResult, SubscribeAclResult};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::topic::{DeviceId, PREFIX, Topic};
+
+/// `[broker.acl]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AclConfig {
+    /// Apply the per-device rule. Default true. When false every client may do anything
+    /// (for a lab, never for a fleet).
+    pub enabled: bool,
+    /// Identities with no topic restriction: the fleet's own clients (ingest, config,
+    /// rollouts). Default `["simpul-fleet"]`. A fleet client connects with one of these as its
+    /// MQTT username (later: its certificate CN).
+    pub fleet_identities: Vec<String>,
+}
+
+impl Default for AclConfig {
+    fn default() -> Self {
+        AclConfig { enabled: true, fleet_identities: vec![FLEET_IDENTITY.to_owned()] }
+    }
+}
+
+/// The default identity of the fleet's own MQTT clients.
+pub const FLEET_IDENTITY: &str = "simpul-fleet";
+
+impl AclConfig {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if self.enabled && self.fleet_identities.iter().any(|f| f.is_empty()) {
+            return Err("acl.fleet_identities may not hold an empty name".to_owned());
+        }
+        Ok(())
+    }
+
+    fn is_fleet(&self, identity: &str) -> bool {
+        self.fleet_identities.iter().any(|f| f == identity)
+    }
+}
+
+/// What a connecting client is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Identity {
+    Fleet,
+    Device(DeviceId),
+}
+
+/// Why a client may not connect.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    NotADeviceId(String),
+    ClientIdIsNotTheIdentity { identity: String, client_id: String },
+    WillOutsideOwnTopics(String),
+}
+
+/// Decides whether a CONNECT is accepted, and as what.
+pub fn admit(
+    config: &AclConfig,
+    username: Option<&str>,
+    client_id: &str,
+    will_topic: Option<&str>,
+) -> Result<Identity, Refusal> {
+    let identity = username.filter(|u| !u.is_empty()).unwrap_or(client_id);
+    if config.is_fleet(identity) {
+        return Ok(Identity::Fleet);
+    }
+    let device = DeviceId::new(identity).map_err(|_| Refusal::NotADeviceId(identity.to_owned()))?;
+    if client_id != identity {
+        return Err(Refusal::ClientIdIsNotTheIdentity {
+            identity: identity.to_owned(),
+            client_id: client_id.to_owned(),
+        });
+    }
+    if let Some(topic) = will_topic {
+        if !device_may_publish(&device, topic) {
+            return Err(Refusal::WillOutsideOwnTopics(topic.to_owned()));
+        }
+    }
+    Ok(Identity::Device(device))
+}
+
+/// Whether device `d` may publish on `topic`: one of its own topics that a device publishes.
+pub fn device_may_publish(d: &DeviceId, topic: &str) -> bool {
+    Topic::parse(topic).is_ok_and(|t| &t.device == d && t.channel.device_publishes())
+}
+
+/// Whether device `d` may subscribe to `filter` (already stripped of any `$share/group/`):
+/// only under `simpul/v1/dev/d/`. The device id holds no wildcard, so any wildcard in the
+/// rest of the filter stays inside the device's own topics.
+pub fn device_may_subscribe(d: &DeviceId, filter: &str) -> bool {
+    filter
+        .strip_prefix(PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+        .and_then(|r| r.strip_prefix(d.as_str()))
+        .is_some_and(|r| r.starts_with('/') && r.len() > 1)
+}
+
+/// Registers the hooks with the broker.
+pub(super) async fn register(scx: &ServerContext, config: &AclConfig) {
+    let register = scx.extends.hook_mgr().register();
+    let handler = || Box::new(AclHandler { config: config.clone() });
+    register.add(Type::ClientAuthenticate, handler()).await;
+    register.add(Type::ClientSubscribeCheckAcl, handler()).await;
+    register.add(Type::MessagePublishCheckAcl, handler()).await;
+    register.start().await;
+}
+
+struct AclHandler {
+    config: AclConfig,
+}
+
+fn will_topic(c: &ConnectInfo) -> Option<&str> {
+    c.last_will().map(|w| match w {
+        LastWill::V3(w) => &*w.topic,
+        LastWill::V5(w) => &*w.topic,
+    })
+}
+
+#[async_trait]
+impl Handler for AclHandler {
+    async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
+        match param {
+            Parameter::ClientAuthenticate(c) => {
+                if !self.config.enabled {
+                    return (false, Some(HookResult::AuthResult(AuthResult::Allow(true, None))));
+                }
+                let username = c.username().map(|u| &**u);
+                match admit(&self.config, username, c.client_id(), will_topic(c)) {
+                    Ok(identity) => {
+                        let superuser = identity == Identity::Fleet;
+                        (false, Some(HookResult::AuthResult(AuthResult::Allow(superuser, None))))
+                    }
+                    Err(refusal) => {
+                        tracing::warn!(client_id = %c.client_id(), ?refusal, "MQTT connection refused");
+                        (false, Some(HookResult::AuthResult(AuthResult::NotAuthorized)))
+                    }
+                }
+            }
+            // Fleet identities are superusers: rmqtt skips these two hooks for them.
+            Parameter::ClientSubscribeCheckAcl(session, subscribe) => {
+                let allowed = !self.config.enabled
+                    || device_of(session).is_some_and(|d| device_may_subscribe(&d, &subscribe.topic_filter));
+                let result = if allowed {
+                    SubscribeAclResult::new_success(subscribe.opts.qos(), None)
+                } else {
+                    tracing::warn!(client_id = %session.id.client_id, filter = %subscribe.topic_filter, "subscribe refused");
+                    SubscribeAclResult::new_failure(rmqtt::codec::v5::SubscribeAckReason::NotAuthorized)
+                };
+                (false, Some(HookResult::SubscribeAclResult(result)))
+            }
+            Parameter::MessagePublishCheckAcl(session, publish) => {
+                let allowed =
+                    !self.config.enabled || device_of(session).is_some_and(|d| device_may_publish(&d, &publish.topic));
+                let result = if allowed {
+                    PublishAclResult::allow()
+                } else {
+                    tracing::warn!(client_id = %session.id.client_id, topic = %publish.topic, "publish refused");
+                    // Disconnect: a device publishing outside its topics is broken or hostile,
+                    // and with MQTT 3.1.1 there is no other way to tell it.
+                    PublishAclResult::rejected(true, None)
+                };
+                (false, Some(HookResult::PublishAclResult(result)))
+            }
+            _ => (true, acc),
+        }
+    }
+}
+
+fn device_of(session: &rmqtt::session::Session) -> Option<DeviceId> {
+    let identity = session.id.username.as_deref().filter(|u| !u.is_empty()).unwrap_or(&session.id.client_id);
+    DeviceId::new(identity).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(id: &str) -> DeviceId {
+        DeviceId::new(id).expect("a valid device id")
+    }
+
+    #[test]
+    fn a_device_publishes_only_on_its_own_device_channels() {
+        let a = d("cilegon-01");
+        assert!(device_may_publish(&a, "simpul/v1/dev/cilegon-01/readings"));
+        assert!(device_may_publish(&a, "simpul/v1/dev/cilegon-01/status"));
+        assert!(!device_may_publish(&a, "simpul/v1/dev/cilegon-02/readings"));
+        assert!(!device_may_publish(&a, "simpul/v1/dev/cilegon-01/ack"), "acks come from the fleet");
+        assert!(!device_may_publish(&a, "simpul/v1/dev/cilegon-01/config/desired"));
+        assert!(!device_may_publish(&a, "simpul/v1/dev/cilegon-01x/readings"));
+        assert!(!device_may_publish(&a, "simpul/v1/dev/cilegon-01/readings/extra"));
+        assert!(!device_may_publish(&a, "other/topic"));
+    }
+
+    #[test]
+    fn a_device_subscribes_only_under_its_own_topics() {
+        let a = d("cilegon-01");
+        assert!(device_may_subscribe(&a, "simpul/v1/dev/cilegon-01/ack"));
+        assert!(device_may_subscribe(&a, "simpul/v1/dev/cilegon-01/#"));
+        assert!(device_may_subscribe(&a, "simpul/v1/dev/cilegon-01/config/+"));
+        assert!(!device_may_subscribe(&a, "simpul/v1/dev/+/ack"));
+        assert!(!device_may_subscribe(&a, "simpul/v1/dev/#"));
+        assert!(!device_may_subscribe(&a, "#"));
+        assert!(!device_may_subscribe(&a, "simpul/v1/dev/cilegon-01"));
+        assert!(!device_may_subscribe(&a, "simpul/v1/dev/cilegon-01/"));
+        assert!(!device_may_subscribe(&a, "simpul/v1/dev/cilegon-012/ack"));
+    }
+
+    #[test]
+    fn connect_is_admitted_by_identity_client_id_and_will_topic() {
+        let c = AclConfig::default();
+        assert_eq!(admit(&c, Some("simpul-fleet"), "ingest-1", None), Ok(Identity::Fleet));
+        assert_eq!(admit(&c, None, "dev-1", None), Ok(Identity::Device(d("dev-1"))));
+        assert_eq!(
+            admit(&c, Some("dev-1"), "dev-1", Some("simpul/v1/dev/dev-1/status")),
+            Ok(Identity::Device(d("dev-1")))
+        );
+        assert!(matches!(
+            admit(&c, Some("dev-1"), "dev-1", Some("simpul/v1/dev/dev-2/status")),
+            Err(Refusal::WillOutsideOwnTopics(_))
+        ));
+        assert!(matches!(admit(&c, Some("dev-1"), "ingest-1", None), Err(Refusal::ClientIdIsNotTheIdentity { .. })));
+        assert!(matches!(admit(&c, Some("Not A Device"), "x", None), Err(Refusal::NotADeviceId(_))));
+        assert!(matches!(admit(&c, None, "a/+/b", None), Err(Refusal::NotADeviceId(_))));
+    }
+}

@@ -1,0 +1,145 @@
+//! The command line: `run`, `check-config`, `print-default-config`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, DEFAULT_CONFIG, FleetConfig};
+use crate::exit;
+
+/// The default config file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/simpul/fleet.toml";
+
+#[derive(Debug, Parser)]
+#[command(name = "simpul-fleet", version, about = "The Simpul fleet server: ingest, store, platform API, delivery")]
+struct Cli {
+    /// The config file.
+    #[arg(long, short, global = true, default_value = DEFAULT_CONFIG_PATH, env = "SIMPUL_FLEET_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the fleet server (the default).
+    Run,
+    /// Check the config; name the file and line of each mistake (exit 78 if wrong).
+    CheckConfig {
+        /// Also print the config as the server would use it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print the commented default config.
+    PrintDefaultConfig,
+}
+
+/// Parses the command line and runs it; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::PrintDefaultConfig => emit(DEFAULT_CONFIG),
+        Command::CheckConfig { print } => check_config(&cli.config, print),
+        Command::Run => run(&cli.config),
+    }
+}
+
+fn load_or_report(path: &Path) -> Result<FleetConfig, ExitCode> {
+    config::load(path).map_err(|e| {
+        for p in e.problems() {
+            eprintln!("error: {p}");
+        }
+        eprintln!("the config was not used; see `simpul-fleet print-default-config` and docs/ref/fleet-config.md");
+        exit::code(exit::CONFIG)
+    })
+}
+
+fn check_config(path: &Path, print: bool) -> ExitCode {
+    let cfg = match load_or_report(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut text = format!("config OK: {}\n", path.display());
+    if print {
+        match toml::to_string_pretty(&cfg) {
+            Ok(t) => text.push_str(&t),
+            Err(e) => {
+                eprintln!("error: cannot print the config: {e}");
+                return exit::code(exit::FAILURE);
+            }
+        }
+    }
+    emit(&text)
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: cannot write to stdout: {e}");
+            exit::code(exit::FAILURE)
+        }
+        _ => exit::code(exit::OK),
+    }
+}
+
+fn run(path: &Path) -> ExitCode {
+    let cfg = match load_or_report(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&cfg.log.level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::code(exit::FAILURE);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    runtime.spawn(stop_on_signals(shutdown.clone()));
+    match runtime.block_on(crate::run::run(cfg, shutdown)) {
+        Ok(()) => exit::code(exit::OK),
+        Err(e) => {
+            tracing::error!(error = %e, "simpul-fleet failed");
+            exit::code(exit::FAILURE)
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT starts a graceful stop; a second one exits at once.
+async fn stop_on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    for n in 0..2 {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("signal received: stopping gracefully (send again to stop at once)");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second signal: stopping at once");
+            std::process::exit(i32::from(exit::FAILURE));
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

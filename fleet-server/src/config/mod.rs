@@ -1,0 +1,239 @@
+//! The fleet server's configuration: one TOML file (`/etc/simpul/fleet.toml`).
+//!
+//! Types and defaults live here; [`load`] reads a file and names the file and line of any
+//! mistake; the commented default is [`DEFAULT_CONFIG`]. Every field and its default is
+//! listed in docs/ref/fleet-config.md.
+
+mod error;
+mod load;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{ConfigError, Problem};
+pub use load::{load, load_str};
+
+/// The commented default configuration, printed by `simpul-fleet print-default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The whole fleet configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// `[broker]`: the embedded broker, used when `[mqtt] broker` is unset.
+    #[serde(default)]
+    pub broker: crate::broker::BrokerConfig,
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub webhook: WebhookConfig,
+    #[serde(default)]
+    pub time: TimeConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[mqtt]`: the broker the fleet reads from and acks through.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// An external broker, `host:port` (Mosquitto, EMQX, ...). Unset (the default): the
+    /// fleet starts its embedded broker (`[broker]`) and reads from that.
+    #[serde(default = "defaults::broker")]
+    pub broker: Option<String>,
+    /// The fleet's MQTT client id. Fixed, so the broker keeps the fleet's session
+    /// (clean_session = false) and redelivers what was not acked. Default `simpul-fleet`.
+    #[serde(default = "defaults::client_id")]
+    pub client_id: String,
+    /// Shared-subscription group (`$share/{group}/...`); fleet servers in one group share
+    /// the devices' messages. Empty: a plain subscription. Default `simpul-fleet`.
+    #[serde(default = "defaults::shared_group")]
+    pub shared_group: String,
+    /// MQTT keep-alive. Default 30s.
+    #[serde(default = "defaults::keep_alive", with = "humantime_serde")]
+    pub keep_alive: Duration,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            broker: defaults::broker(),
+            client_id: defaults::client_id(),
+            shared_group: defaults::shared_group(),
+            keep_alive: defaults::keep_alive(),
+        }
+    }
+}
+
+/// `[store]`: where readings live and how often ingest commits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite file. Default `/var/lib/simpul/fleet.db`.
+    #[serde(default = "defaults::store_path")]
+    pub path: PathBuf,
+    /// Longest time a received message waits for its commit. Default 50ms.
+    #[serde(default = "defaults::commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Most messages in one commit. Default 500.
+    #[serde(default = "defaults::commit_max_messages")]
+    pub commit_max_messages: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: defaults::store_path(),
+            commit_interval: defaults::commit_interval(),
+            commit_max_messages: defaults::commit_max_messages(),
+        }
+    }
+}
+
+/// `[api]`: the platform HTTP API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    #[serde(default = "defaults::api_listen")]
+    pub listen: SocketAddr,
+    /// The largest `limit` a reader may ask for. Default 10000.
+    #[serde(default = "defaults::max_limit")]
+    pub max_limit: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: defaults::api_listen(), max_limit: defaults::max_limit() }
+    }
+}
+
+/// `[webhook]`: push deliverable readings to the central platform.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST batches; unset: no webhook. Default unset.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Readings per POST. Default 500.
+    #[serde(default = "defaults::webhook_batch")]
+    pub batch_size: usize,
+    /// Time limit of one POST. Default 10s.
+    #[serde(default = "defaults::webhook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// First retry delay (it doubles, with jitter). Default 1s.
+    #[serde(default = "defaults::backoff_min", with = "humantime_serde")]
+    pub min_backoff: Duration,
+    /// Longest retry delay. Default 5m.
+    #[serde(default = "defaults::backoff_max", with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// How often to look for new readings when none arrived by notification. Default 1s.
+    #[serde(default = "defaults::webhook_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: None,
+            batch_size: defaults::webhook_batch(),
+            timeout: defaults::webhook_timeout(),
+            min_backoff: defaults::backoff_min(),
+            max_backoff: defaults::backoff_max(),
+            poll_interval: defaults::webhook_poll(),
+        }
+    }
+}
+
+/// `[time]`: readings taken before the box's clock synchronised.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeConfig {
+    /// How long an unsynced reading is held back waiting for its boot's clock offset;
+    /// then it is delivered uncorrected. Default 24h.
+    #[serde(default = "defaults::hold_unsynced", with = "humantime_serde")]
+    pub hold_unsynced: Duration,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig { hold_unsynced: defaults::hold_unsynced() }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `simpul_fleet=debug`). Default `info`; `RUST_LOG` wins.
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: defaults::log_level() }
+    }
+}
+
+mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    pub fn broker() -> Option<String> {
+        None
+    }
+    pub fn client_id() -> String {
+        "simpul-fleet".to_owned()
+    }
+    pub fn shared_group() -> String {
+        "simpul-fleet".to_owned()
+    }
+    pub fn keep_alive() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn store_path() -> PathBuf {
+        PathBuf::from("/var/lib/simpul/fleet.db")
+    }
+    pub fn commit_interval() -> Duration {
+        Duration::from_millis(50)
+    }
+    pub fn commit_max_messages() -> usize {
+        500
+    }
+    pub fn api_listen() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))
+    }
+    pub fn max_limit() -> usize {
+        10_000
+    }
+    pub fn webhook_batch() -> usize {
+        500
+    }
+    pub fn webhook_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn backoff_min() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn backoff_max() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn webhook_poll() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn hold_unsynced() -> Duration {
+        Duration::from_secs(24 * 3600)
+    }
+    pub fn log_level() -> String {
+        "info".to_owned()
+    }
+}

@@ -1,0 +1,108 @@
+//! The SQLite [`Store`]: WAL mode, `synchronous = FULL`.
+//!
+//! FULL, not NORMAL: an ack tells the agent it may delete the readings, so a commit must
+//! survive a power cut, not only a crash of the process; in WAL mode NORMAL may lose the
+//! last transactions on power loss. Commits are batched (one per ~50 ms at most), so the
+//! extra fsync per commit is cheap.
+//!
+//! One connection writes and one reads (WAL lets the API read while ingest writes).
+
+mod commit;
+mod read;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags};
+use simpul_protocol::DeviceId;
+
+use super::{CommitOutcome, DeviceSummary, Inbound, ProtocolEvent, Store, StoreError, StoredReading};
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and its parent folder.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+        }
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        schema::upgrade(&mut writer, &path.display().to_string())?;
+        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        configure(&reader)?;
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock rolled its transaction back; the connection is fine.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn commit(&self, items: &[Inbound], now_ms: i64) -> Result<CommitOutcome, StoreError> {
+        let mut conn = self.writer();
+        commit::commit(&mut conn, items, now_ms)
+    }
+
+    fn release_held(&self, arrived_by_ms: i64) -> Result<u64, StoreError> {
+        let mut conn = self.writer();
+        commit::release_held(&mut conn, arrived_by_ms)
+    }
+
+    fn readings_after(&self, after: u64, limit: usize) -> Result<Vec<StoredReading>, StoreError> {
+        read::readings_after(&self.reader(), after, limit)
+    }
+
+    fn device(&self, device: &DeviceId) -> Result<Option<DeviceSummary>, StoreError> {
+        read::device(&self.reader(), device)
+    }
+
+    fn protocol_events(&self, limit: usize) -> Result<Vec<ProtocolEvent>, StoreError> {
+        read::protocol_events(&self.reader(), limit)
+    }
+
+    fn consumer_cursor(&self, consumer: &str) -> Result<u64, StoreError> {
+        read::consumer_cursor(&self.reader(), consumer)
+    }
+
+    fn set_consumer_cursor(&self, consumer: &str, cursor: u64) -> Result<(), StoreError> {
+        let conn = self.writer();
+        conn.execute(
+            "INSERT INTO consumer_cursors (name, cursor) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET cursor = excluded.cursor",
+            rusqlite::params![consumer, to_i64(cursor)?],
+        )?;
+        Ok(())
+    }
+}
+
+/// A u64 as SQLite's i64, refusing what does not fit.
+pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{v} does not fit a 64-bit signed integer")))
+}
+
+/// An i64 from SQLite as a u64, refusing negatives.
+pub(crate) fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative value {v} where a count or seq belongs")))
+}

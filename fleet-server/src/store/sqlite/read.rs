@@ -1,0 +1,98 @@
+//! Reads: deliverable readings by cursor, device summaries, protocol events, cursors.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use simpul_protocol::DeviceId;
+
+use super::{to_i64, to_u64};
+use crate::store::{DeviceSummary, ProtocolEvent, StoreError, StoredReading};
+
+pub fn readings_after(conn: &Connection, after: u64, limit: usize) -> Result<Vec<StoredReading>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.delivery_id, d.name, r.seq, r.sensor, r.metric, r.unit, r.value, r.time_ms, r.synced,
+                r.time_corrected
+         FROM readings r JOIN devices d ON d.id = r.device_id
+         WHERE r.delivery_id > ?1 ORDER BY r.delivery_id LIMIT ?2",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![to_i64(after)?, limit], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, Option<f64>>(6)?,
+            r.get::<_, i64>(7)?,
+            r.get::<_, bool>(8)?,
+            r.get::<_, bool>(9)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (cursor, device, seq, sensor, metric, unit, value, time_ms, synced, time_corrected) = row?;
+        out.push(StoredReading {
+            cursor: to_u64(cursor)?,
+            device,
+            seq: to_u64(seq)?,
+            sensor,
+            metric,
+            unit,
+            // SQLite stores NaN as NULL.
+            value: value.unwrap_or(f64::NAN),
+            time_ms,
+            synced,
+            time_corrected,
+        });
+    }
+    Ok(out)
+}
+
+pub fn device(conn: &Connection, device: &DeviceId) -> Result<Option<DeviceSummary>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT id, watermark, dropped, stored, malformed, online FROM devices WHERE name = ?1",
+            [device.as_str()],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<bool>>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, watermark, dropped, stored, malformed, online)) = row else { return Ok(None) };
+    let held: i64 =
+        conn.query_row("SELECT count(*) FROM readings WHERE device_id = ?1 AND delivery_id IS NULL", [id], |r| {
+            r.get(0)
+        })?;
+    Ok(Some(DeviceSummary {
+        device: device.to_string(),
+        watermark: to_u64(watermark)?,
+        dropped: to_u64(dropped)?,
+        readings_stored: to_u64(stored)?,
+        readings_held: to_u64(held)?,
+        malformed: to_u64(malformed)?,
+        online,
+    }))
+}
+
+pub fn protocol_events(conn: &Connection, limit: usize) -> Result<Vec<ProtocolEvent>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt =
+        conn.prepare_cached("SELECT device, at_ms, kind, detail FROM protocol_events ORDER BY id DESC LIMIT ?1")?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok(ProtocolEvent { device: r.get(0)?, at_ms: r.get(1)?, kind: r.get(2)?, detail: r.get(3)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn consumer_cursor(conn: &Connection, consumer: &str) -> Result<u64, StoreError> {
+    let c: Option<i64> =
+        conn.query_row("SELECT cursor FROM consumer_cursors WHERE name = ?1", [consumer], |r| r.get(0)).optional()?;
+    to_u64(c.unwrap_or(0))
+}

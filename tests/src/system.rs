@@ -1,0 +1,293 @@
+//! The whole system as child processes: a fleet server and agents, wired through a real
+//! broker (and, for agents, a link the test can cut), read by a consumer of the cursor API
+//! that checks every reading arrives exactly once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::mosquitto::{free_port, wait_until_accepting};
+use crate::process::{ChildGuard, workspace_bin};
+
+/// How long any one wait in a system test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A `simpul-fleet` process reading from `broker`, with its API on a free port.
+#[derive(Debug)]
+pub struct Fleet {
+    pub api: SocketAddr,
+    config: PathBuf,
+    child: ChildGuard,
+}
+
+impl Fleet {
+    /// Writes a config in `dir` and starts the fleet reading from an external `broker`.
+    pub async fn start(dir: &Path, broker: SocketAddr) -> std::io::Result<Fleet> {
+        Self::start_with(dir, &format!("[mqtt]\nbroker = \"{broker}\"\n")).await
+    }
+
+    /// Starts the fleet with its embedded broker listening on `broker`.
+    pub async fn start_embedded(dir: &Path, broker: SocketAddr) -> std::io::Result<Fleet> {
+        let fleet = Self::start_with(dir, &format!("[broker]\nlisten = \"{broker}\"\n")).await?;
+        wait_until_accepting(broker, PATIENCE).await?;
+        Ok(fleet)
+    }
+
+    async fn start_with(dir: &Path, broker_section: &str) -> std::io::Result<Fleet> {
+        let api = free_port()?;
+        let config = dir.join("fleet.toml");
+        let text = format!(
+            "{broker_section}[store]\npath = \"{}\"\n[api]\nlisten = \"{api}\"\n[log]\nlevel = \"info\"\n",
+            dir.join("fleet.db").display()
+        );
+        std::fs::write(&config, text)?;
+        let child = spawn("simpul-fleet", &config, &dir.join("fleet.log"))?;
+        wait_until_accepting(api, PATIENCE).await?;
+        Ok(Fleet { api, config, child })
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+
+    /// Starts the same fleet (same database, same API port) again.
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.child.kill();
+        let dir = self.config.parent().unwrap_or(Path::new("."));
+        self.child = spawn("simpul-fleet", &self.config, &dir.join("fleet.log"))?;
+        wait_until_accepting(self.api, PATIENCE).await
+    }
+}
+
+/// How an agent under test is set up.
+#[derive(Clone, Debug)]
+pub struct AgentSpec {
+    pub device: String,
+    /// Simulated sensors, each sending one reading per `interval`.
+    pub sensors: usize,
+    pub interval: Duration,
+    pub quota: Option<String>,
+}
+
+impl AgentSpec {
+    /// `sensors` fast simulated sensors on device `device`.
+    pub fn new(device: &str, sensors: usize, interval: Duration) -> AgentSpec {
+        AgentSpec { device: device.to_owned(), sensors, interval, quota: None }
+    }
+}
+
+/// A `simpul-agent` process with its buffer in its own folder.
+#[derive(Debug)]
+pub struct Agent {
+    pub spec: AgentSpec,
+    dir: PathBuf,
+    child: ChildGuard,
+}
+
+impl Agent {
+    /// Starts an agent whose uplink goes to `broker` (a broker, or a [`crate::LinkProxy`]).
+    pub fn start(dir: &Path, broker: SocketAddr, spec: AgentSpec) -> std::io::Result<Agent> {
+        let dir = Self::dir_for(dir, &spec.device);
+        std::fs::create_dir_all(&dir)?;
+        write_agent_config(&dir, broker, &spec, true)?;
+        let child = spawn("simpul-agent", &dir.join("agent.toml"), &dir.join("agent.log"))?;
+        Ok(Agent { spec, dir, child })
+    }
+
+    /// The folder holding the agent's config and buffer (`buffer.db`), made before start.
+    pub fn dir_for(dir: &Path, device: &str) -> PathBuf {
+        dir.join(device)
+    }
+
+    /// Starts an agent with only its uplink: no sensors (it drains a buffer made earlier).
+    pub fn start_draining(dir: &Path, broker: SocketAddr, spec: AgentSpec) -> std::io::Result<Agent> {
+        let dir = Self::dir_for(dir, &spec.device);
+        std::fs::create_dir_all(&dir)?;
+        write_agent_config(&dir, broker, &spec, false)?;
+        let child = spawn("simpul-agent", &dir.join("agent.toml"), &dir.join("agent.log"))?;
+        Ok(Agent { spec, dir, child })
+    }
+
+    /// SIGKILL: what the buffer had not flushed is lost and never got a seq.
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+
+    /// SIGTERM: sensors stop, the buffer flushes; returns the exit code.
+    pub fn terminate(&mut self) -> std::io::Result<Option<i32>> {
+        self.child.terminate()
+    }
+
+    /// Starts the agent again on the same buffer; `sensors: false` runs only the uplink,
+    /// to drain what is left.
+    pub fn restart(&mut self, broker: SocketAddr, sensors: bool) -> std::io::Result<()> {
+        self.child.kill();
+        write_agent_config(&self.dir, broker, &self.spec, sensors)?;
+        self.child = spawn("simpul-agent", &self.dir.join("agent.toml"), &self.dir.join("agent.log"))?;
+        Ok(())
+    }
+
+    /// Every seq this agent ever gave: 1..=last (read from its buffer, agent stopped or not).
+    pub fn last_seq(&self) -> std::io::Result<u64> {
+        let out = Command::new(workspace_bin("simpul-agent"))
+            .args(["buffer", "stats", "--json", "--path"])
+            .arg(self.dir.join("buffer.db"))
+            .output()?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(std::io::Error::other)?;
+        let next = json["next_seq"].as_u64().ok_or_else(|| std::io::Error::other("no next_seq in buffer stats"))?;
+        Ok(next.saturating_sub(1))
+    }
+
+    /// Readings still held in the buffer (not yet acknowledged).
+    pub fn held(&self) -> std::io::Result<u64> {
+        let out = Command::new(workspace_bin("simpul-agent"))
+            .args(["buffer", "stats", "--json", "--path"])
+            .arg(self.dir.join("buffer.db"))
+            .output()?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(std::io::Error::other)?;
+        json["readings"].as_u64().ok_or_else(|| std::io::Error::other("no readings in buffer stats"))
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+fn write_agent_config(dir: &Path, broker: SocketAddr, spec: &AgentSpec, sensors: bool) -> std::io::Result<()> {
+    let mut t = format!(
+        "[device]\nid = \"{}\"\n[buffer]\npath = \"{}\"\nflush_interval = \"100ms\"\n",
+        spec.device,
+        dir.join("buffer.db").display()
+    );
+    if let Some(q) = &spec.quota {
+        t.push_str(&format!("quota = \"{q}\"\n"));
+    }
+    t.push_str(&format!(
+        "[clock]\nsync = \"always\"\n[uplink]\nenabled = true\nbroker = \"{broker}\"\nbatch_interval = \"100ms\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\nkeepalive = \"5s\"\n"
+    ));
+    if sensors {
+        for i in 0..spec.sensors {
+            t.push_str(&format!(
+                "[sensors.s{i}]\nkind = \"simulated\"\ninterval = \"{}ms\"\nseed = {i}\n",
+                spec.interval.as_millis()
+            ));
+        }
+    }
+    std::fs::write(dir.join("agent.toml"), t)
+}
+
+fn spawn(bin: &str, config: &Path, log: &Path) -> std::io::Result<ChildGuard> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let child = Command::new(workspace_bin(bin))
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    Ok(ChildGuard::new(child))
+}
+
+/// A central platform reading the cursor API, keeping every (device, seq) it was given
+/// and how many times.
+#[derive(Debug)]
+pub struct Consumer {
+    api: SocketAddr,
+    http: reqwest::Client,
+    cursor: Option<String>,
+    seen: BTreeMap<(String, u64), u32>,
+    last: BTreeMap<(String, u64), serde_json::Value>,
+}
+
+impl Consumer {
+    pub fn new(api: SocketAddr) -> Consumer {
+        Consumer { api, http: reqwest::Client::new(), cursor: None, seen: BTreeMap::new(), last: BTreeMap::new() }
+    }
+
+    /// One page; how many readings it held. A fleet that is down is zero, not an error.
+    pub async fn poll(&mut self) -> usize {
+        let mut url = format!("http://{}/api/v1/readings?limit=5000", self.api);
+        if let Some(c) = &self.cursor {
+            url.push_str(&format!("&after={c}"));
+        }
+        let Ok(resp) = self.http.get(&url).send().await else { return 0 };
+        let Ok(page) = resp.json::<serde_json::Value>().await else { return 0 };
+        let readings = page["readings"].as_array().cloned().unwrap_or_default();
+        for r in &readings {
+            if let (Some(d), Some(s)) = (r["device"].as_str(), r["seq"].as_u64()) {
+                *self.seen.entry((d.to_owned(), s)).or_default() += 1;
+                self.last.insert((d.to_owned(), s), r.clone());
+            }
+        }
+        if let Some(next) = page["next"].as_str() {
+            self.cursor = Some(next.to_owned());
+        } else if let Some(n) = page["next"].as_u64() {
+            self.cursor = Some(n.to_string());
+        }
+        readings.len()
+    }
+
+    /// Every reading of `device` as last delivered, by seq.
+    pub fn readings(&self, device: &str) -> Vec<&serde_json::Value> {
+        self.last.iter().filter(|((d, _), _)| d == device).map(|(_, v)| v).collect()
+    }
+
+    /// A device's record from `GET /api/v1/devices/{d}`.
+    pub async fn device(&self, device: &str) -> Option<serde_json::Value> {
+        let url = format!("http://{}/api/v1/devices/{device}", self.api);
+        self.http.get(&url).send().await.ok()?.json().await.ok()
+    }
+
+    /// Distinct readings of `device` seen so far.
+    pub fn count(&self, device: &str) -> usize {
+        self.seen.keys().filter(|(d, _)| d == device).count()
+    }
+
+    /// Polls until `device` has at least `n` distinct readings (fails after [`PATIENCE`]).
+    pub async fn wait_for(&mut self, device: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.count(device) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {n} readings of {device} arrived",
+                self.count(device)
+            );
+            if self.poll().await == 0 {
+                // Nothing new yet: the next page is what we wait for.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Asserts that `device`'s readings are exactly `expected`, each delivered once.
+    pub fn assert_exactly_once(&self, device: &str, expected: &BTreeSet<u64>) {
+        let twice: Vec<u64> =
+            self.seen.iter().filter(|((d, _), n)| d == device && **n > 1).map(|((_, s), _)| *s).collect();
+        assert!(
+            twice.is_empty(),
+            "{device}: {} readings delivered more than once, first {:?}",
+            twice.len(),
+            &twice[..twice.len().min(10)]
+        );
+        let got: BTreeSet<u64> = self.seen.keys().filter(|(d, _)| d == device).map(|(_, s)| *s).collect();
+        let missing: Vec<u64> = expected.difference(&got).copied().collect();
+        let extra: Vec<u64> = got.difference(expected).copied().collect();
+        assert!(
+            missing.is_empty(),
+            "{device}: {} readings never delivered, first {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        assert!(
+            extra.is_empty(),
+            "{device}: {} readings delivered that were never produced: {:?}",
+            extra.len(),
+            &extra[..extra.len().min(10)]
+        );
+    }
+}
