@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::buffer::Buffer;
 use crate::config::{self, AgentConfig, ConfigSource, DEFAULT_CONFIG};
 use crate::exit;
+use simpul_base::cli::{emit, init_logging, stop_on_signals};
 
 /// The default main config file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/simpul/agent.toml";
@@ -122,20 +123,6 @@ fn buffer_stats(config_path: &Path, path: Option<PathBuf>, json: bool) -> ExitCo
     }
 }
 
-/// Writes `text` to stdout. A reader that went away (`| head`) is not an error.
-fn emit(text: &str) -> ExitCode {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => exit::code(exit::OK),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::code(exit::OK),
-        Err(e) => {
-            eprintln!("error: cannot write to stdout: {e}");
-            exit::code(exit::FAILURE)
-        }
-    }
-}
-
 fn run(path: &Path) -> ExitCode {
     let (cfg, src) = match load_or_report(path) {
         Ok(c) => c,
@@ -161,37 +148,4 @@ fn run(path: &Path) -> ExitCode {
             exit::code(exit::FAILURE)
         }
     }
-}
-
-/// The first SIGTERM or SIGINT starts a graceful stop; a second one exits at once.
-async fn stop_on_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
-    for n in 0..2 {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        if n == 0 {
-            tracing::info!("signal received: stopping gracefully (send again to stop at once)");
-            shutdown.cancel();
-        } else {
-            tracing::warn!("second signal: stopping at once");
-            std::process::exit(i32::from(exit::FAILURE));
-        }
-    }
-}
-
-fn init_logging(level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }

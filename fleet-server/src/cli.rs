@@ -1,6 +1,5 @@
 //! The command line: `run`, `check-config`, `print-default-config`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, DEFAULT_CONFIG, FleetConfig};
 use crate::exit;
+use simpul_base::cli::{emit, init_logging, stop_on_signals};
 
 /// The default config file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/simpul/fleet.toml";
@@ -75,18 +75,6 @@ fn check_config(path: &Path, print: bool) -> ExitCode {
     emit(&text)
 }
 
-/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
-fn emit(text: &str) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            eprintln!("error: cannot write to stdout: {e}");
-            exit::code(exit::FAILURE)
-        }
-        _ => exit::code(exit::OK),
-    }
-}
-
 fn run(path: &Path) -> ExitCode {
     let cfg = match load_or_report(path) {
         Ok(c) => c,
@@ -109,37 +97,4 @@ fn run(path: &Path) -> ExitCode {
             exit::code(exit::FAILURE)
         }
     }
-}
-
-/// The first SIGTERM or SIGINT starts a graceful stop; a second one exits at once.
-async fn stop_on_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
-    for n in 0..2 {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        if n == 0 {
-            tracing::info!("signal received: stopping gracefully (send again to stop at once)");
-            shutdown.cancel();
-        } else {
-            tracing::warn!("second signal: stopping at once");
-            std::process::exit(i32::from(exit::FAILURE));
-        }
-    }
-}
-
-fn init_logging(level: &str) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }

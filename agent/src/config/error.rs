@@ -1,80 +1,16 @@
-//! Config errors that name the file, the line and the key.
+//! Config errors that name the file, the line and the key (types shared with the fleet).
 
-use std::fmt;
-use std::path::PathBuf;
+pub use simpul_base::{ConfigError, Problem};
 
 use super::provenance::{KeyPath, Provenance};
 
-/// One thing wrong with a config.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The file, when known.
-    pub file: Option<PathBuf>,
-    /// The 1-based line, when known.
-    pub line: Option<usize>,
-    /// The key (`sensors.river.port.baud`), when the problem belongs to one.
-    pub key: Option<String>,
-    /// What is wrong, in words.
-    pub message: String,
-}
-
-impl Problem {
-    /// A problem at `key`, located through `prov`.
-    pub fn at(prov: &Provenance, key: &KeyPath, message: impl Into<String>) -> Problem {
-        let loc = prov.locate(key);
-        Problem {
-            file: loc.map(|l| l.file.clone()),
-            line: loc.map(|l| l.line),
-            key: (!key.0.is_empty()).then(|| key.to_string()),
-            message: message.into(),
-        }
+/// A problem at `key`, located through `prov`.
+pub fn at(prov: &Provenance, key: &KeyPath, message: impl Into<String>) -> Problem {
+    let loc = prov.locate(key);
+    Problem {
+        file: loc.map(|l| l.file.clone()),
+        line: loc.map(|l| l.line),
+        key: (!key.0.is_empty()).then(|| key.to_string()),
+        message: message.into(),
     }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.file, self.line) {
-            (Some(file), Some(line)) => write!(f, "{}:{line}: ", file.display())?,
-            (Some(file), None) => write!(f, "{}: ", file.display())?,
-            _ => {}
-        }
-        if let Some(key) = &self.key {
-            write!(f, "{key}: ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-/// Why a config could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A file or the drop-in folder could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The config was read but is wrong; every problem found is listed.
-    #[error("{}", list(.0))]
-    Invalid(Vec<Problem>),
-}
-
-impl ConfigError {
-    /// The problems, one per line, for a person.
-    pub fn problems(&self) -> Vec<Problem> {
-        match self {
-            ConfigError::Read { path, source } => vec![Problem {
-                file: Some(path.clone()),
-                line: None,
-                key: None,
-                message: format!("cannot read: {source}"),
-            }],
-            ConfigError::Invalid(p) => p.clone(),
-        }
-    }
-}
-
-fn list(problems: &[Problem]) -> String {
-    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use toml::Table;
 use toml::de::DeTable;
 
-use super::error::{ConfigError, Problem};
+use super::error::{self, ConfigError, Problem};
 use super::provenance::{KeyPath, LineIndex, Provenance};
 use super::sensor::SensorConfig;
 use super::{AgentConfig, BufferConfig, ClockConfig, DeviceConfig, LogConfig, RetryConfig, UplinkConfig, validate};
@@ -155,21 +155,21 @@ fn unknown_field_aware(prov: &Provenance, key: &KeyPath, message: String) -> Pro
     let field = message.strip_prefix("unknown field `").and_then(|r| r.split_once('`')).map(|(f, _)| f.to_owned());
     let already_there = |f: &str| key.0.last().is_some_and(|s| *s == super::provenance::Seg::Key(f.to_owned()));
     match field {
-        Some(f) if already_there(&f) => Problem::at(prov, key, message),
-        Some(f) => Problem::at(prov, &key.key(&f), message),
-        None => Problem::at(prov, key, message),
+        Some(f) if already_there(&f) => error::at(prov, key, message),
+        Some(f) => error::at(prov, &key.key(&f), message),
+        None => error::at(prov, key, message),
     }
 }
 
 /// Decodes one `[sensors.<id>]` table by its `kind`.
 fn decode_sensor(id: &str, mut table: Table, prov: &Provenance) -> Result<SensorConfig, Problem> {
     let at = KeyPath::default().key("sensors").key(id);
-    let first = |e: ConfigError| e.problems().into_iter().next().unwrap_or_else(|| Problem::at(prov, &at, "invalid"));
+    let first = |e: ConfigError| e.problems().into_iter().next().unwrap_or_else(|| error::at(prov, &at, "invalid"));
     let kinds = SensorConfig::KINDS.join(", ");
     let kind = match table.remove("kind") {
         Some(toml::Value::String(k)) => k,
-        Some(_) => return Err(Problem::at(prov, &at.key("kind"), format!("`kind` must be a string, one of {kinds}"))),
-        None => return Err(Problem::at(prov, &at, format!("missing field `kind` (one of {kinds})"))),
+        Some(_) => return Err(error::at(prov, &at.key("kind"), format!("`kind` must be a string, one of {kinds}"))),
+        None => return Err(error::at(prov, &at, format!("missing field `kind` (one of {kinds})"))),
     };
     let value = toml::Value::Table(table);
     match kind.as_str() {
@@ -177,7 +177,7 @@ fn decode_sensor(id: &str, mut table: Table, prov: &Provenance) -> Result<Sensor
         "modbus" => decode(value, &at, prov).map(SensorConfig::Modbus).map_err(first),
         "simulated" => decode(value, &at, prov).map(SensorConfig::Simulated).map_err(first),
         other => {
-            Err(Problem::at(prov, &at.key("kind"), format!("unknown sensor kind `{other}`, expected one of {kinds}")))
+            Err(error::at(prov, &at.key("kind"), format!("unknown sensor kind `{other}`, expected one of {kinds}")))
         }
     }
 }

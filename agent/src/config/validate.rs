@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::error::Problem;
+use super::error::{self, Problem};
 use super::provenance::{KeyPath, Provenance};
 use super::sensor::{AsciiFormat, ModbusSensorConfig, SensorConfig, SerialPortConfig, ValueMapping};
 use super::{AgentConfig, UplinkConfig};
@@ -51,7 +51,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn problem(&mut self, at: &KeyPath, message: impl Into<String>) {
-        self.problems.push(Problem::at(self.prov, at, message));
+        self.problems.push(error::at(self.prov, at, message));
     }
 
     fn ensure(&mut self, ok: bool, at: &KeyPath, message: &str) {

@@ -23,14 +23,14 @@ fn parse(file: &Path, text: &str) -> Result<FleetConfig, ConfigError> {
     let config: FleetConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
         let message = e.message().trim().to_owned();
-        ConfigError::Invalid(vec![Problem { file: file.to_owned(), line, key: None, message }])
+        ConfigError::Invalid(vec![Problem { file: Some(file.to_owned()), line, key: None, message }])
     })?;
     let spans = DeTable::parse(text).ok();
     let problems: Vec<Problem> = check(&config)
         .into_iter()
         .map(|(key, message)| {
             let line = spans.as_ref().and_then(|t| locate(t.get_ref(), key, text));
-            Problem { file: file.to_owned(), line, key: Some(key.to_owned()), message }
+            Problem { file: Some(file.to_owned()), line, key: Some(key.to_owned()), message }
         })
         .collect();
     if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }

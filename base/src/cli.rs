@@ -1,0 +1,55 @@
+//! Pieces of a daemon's command line: output, logging, signals.
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::exit;
+
+/// Writes `text` to stdout. A reader that went away (`| head`) is not an error.
+pub fn emit(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => exit::code(exit::OK),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::code(exit::OK),
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            exit::code(exit::FAILURE)
+        }
+    }
+}
+
+/// Logs to stderr with the config's filter (`RUST_LOG` wins); colours only on a terminal.
+pub fn init_logging(level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// The first SIGTERM or SIGINT starts a graceful stop; a second one exits at once.
+pub async fn stop_on_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    for n in 0..2 {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("signal received: stopping gracefully (send again to stop at once)");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second signal: stopping at once");
+            std::process::exit(i32::from(exit::FAILURE));
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! simpul-base: what every Simpul binary shares, so that the agent and the fleet behave
+//! alike for systemd, scripts and people.
+//!
+//! - [`exit`]: exit codes (78 for a bad config, for `RestartPreventExitStatus=`).
+//! - [`cli`]: stdout that tolerates a closed pipe, logging setup, graceful-stop signals.
+//! - [`problem`]: a config mistake named by file, line and key, and the error that lists them.
+
+pub mod cli;
+pub mod exit;
+pub mod problem;
+
+pub use problem::{ConfigError, Problem};
