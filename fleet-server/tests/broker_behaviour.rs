@@ -513,3 +513,49 @@ on_both_brokers!(
     a_persistent_session_gets_qos1_messages_published_while_it_was_away,
     a_persistent_shared_subscriber_gets_qos1_messages_published_while_it_was_away
 );
+
+/// Counts the publishes that arrive before `quiet` passes without one, acking none (the
+/// client has manual acks): what the broker's in-flight window let through.
+async fn publishes_before_acking(peer: &mut Peer, quiet: Duration) -> Vec<Publish> {
+    let mut got = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(quiet, peer.events.recv()).await {
+        if let Ok(Event::Incoming(Packet::Publish(p))) = e {
+            got.push(p);
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn the_fleet_gets_a_wider_in_flight_window_than_a_device() {
+    // Ingest acks a batch only after committing it, so the window the broker gives the
+    // fleet's session bounds how many batches one commit gathers (fleet-ingest.md).
+    let broker = Target::embedded().await;
+    let defaults = BrokerConfig::default();
+    let n = 200;
+    assert!(usize::from(defaults.max_inflight) < n && n <= usize::from(defaults.fleet_max_inflight));
+
+    let mut o = fleet(&broker, "ingest");
+    o.set_manual_acks(true);
+    let (mut ingest, _) = Peer::connect(o).await;
+    ingest.subscribe("simpul/v1/dev/+/readings").await;
+    let mut o = device(&broker, "dev-1");
+    o.set_manual_acks(true);
+    let (mut dev, _) = Peer::connect(o).await;
+    dev.subscribe("simpul/v1/dev/dev-1/config/desired").await;
+
+    let (mut sender, _) = Peer::connect(fleet(&broker, "config")).await;
+    let (mut dev2, _) = Peer::connect(device(&broker, "dev-2")).await;
+    for i in 0..n {
+        dev2.publish_acked(&readings("dev-2"), vec![1, i as u8], false).await;
+        sender.publish_acked("simpul/v1/dev/dev-1/config/desired", vec![2, i as u8], false).await;
+    }
+    let quiet = Duration::from_millis(500);
+    assert_eq!(publishes_before_acking(&mut ingest, quiet).await.len(), n, "the fleet has every message in hand");
+    let to_device = publishes_before_acking(&mut dev, quiet).await;
+    assert_eq!(to_device.len(), usize::from(defaults.max_inflight), "a device holds at most its window");
+    // Acking one lets the next one through.
+    dev.client.ack(&to_device[0]).await.expect("ack queued");
+    assert_eq!(dev.next_publish().await.payload[1], defaults.max_inflight as u8);
+    broker.stop().await;
+}

@@ -54,7 +54,7 @@ impl AclConfig {
         Ok(())
     }
 
-    fn is_fleet(&self, identity: &str) -> bool {
+    pub(super) fn is_fleet(&self, identity: &str) -> bool {
         self.fleet_identities.iter().any(|f| f == identity)
     }
 }

@@ -19,6 +19,7 @@
 //! [`BrokerConfig`] and `listener()` below for where it goes.
 
 pub mod acl;
+mod fitter;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU16, NonZeroU32};
@@ -57,11 +58,17 @@ pub struct BrokerConfig {
     pub handshake_timeout: Duration,
     /// Largest MQTT packet accepted. Default 1 MiB (a reading batch is a few KiB).
     pub max_packet_size: ByteSize,
-    /// QoS 1/2 messages sent to one client and not yet acknowledged. Default 32.
+    /// QoS 1/2 messages sent to one device and not yet acknowledged. Default 32.
     pub max_inflight: u16,
-    /// Messages queued for one client beyond the inflight window, including while a
-    /// clean_session = false client is away; past it the oldest are dropped. Default 10,000
-    /// (the fleet's ingest client queues for every device while it restarts).
+    /// The same window for a fleet identity's session (ingest). Ingest acknowledges a
+    /// message only after the commit that stored it, so this bounds how many batches one
+    /// commit gathers: it is the fleet's ingest throughput limit. Default 4096 (at most 65535).
+    pub fleet_max_inflight: u16,
+    /// `max_queued_messages` for a fleet identity's session: what waits for ingest while it
+    /// restarts or falls behind. Default 200,000 (20 messages for each of 10,000 devices).
+    pub fleet_max_queued_messages: usize,
+    /// Messages queued for one device beyond the inflight window, including while a
+    /// clean_session = false client is away; past it the oldest are dropped. Default 10,000.
     pub max_queued_messages: usize,
     /// How long a clean_session = false session, with its subscriptions and queued messages,
     /// outlives its connection. Default 2h.
@@ -87,7 +94,9 @@ impl Default for BrokerConfig {
             handshake_timeout: Duration::from_secs(15),
             max_packet_size: ByteSize::mib(1),
             max_inflight: 32,
+            fleet_max_inflight: 4096,
             max_queued_messages: 10_000,
+            fleet_max_queued_messages: 200_000,
             session_expiry: Duration::from_secs(2 * 60 * 60),
             queued_message_expiry: Duration::from_secs(24 * 60 * 60),
             max_retained_messages: 100_000,
@@ -175,6 +184,12 @@ pub async fn start(config: &BrokerConfig, shutdown: CancellationToken) -> Result
         .await
         .map_err(|source| BrokerError::Start { part: "shared subscriptions", source })?;
     acl::register(&scx, &config.acl).await;
+    let fleet_limits = fitter::FleetLimits {
+        acl: config.acl.clone(),
+        max_inflight: NonZeroU16::new(config.fleet_max_inflight).unwrap_or(NonZeroU16::MIN),
+        max_queued_messages: config.fleet_max_queued_messages,
+    };
+    fitter::register(&scx, fleet_limits).await;
 
     let listener = listener(config)?;
     let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind { addr: config.listen, source })?;
@@ -221,8 +236,8 @@ fn validate(config: &BrokerConfig) -> Result<(), BrokerError> {
     if config.max_handshakes == 0 {
         return bad("max_handshakes must be at least 1");
     }
-    if config.max_inflight == 0 {
-        return bad("max_inflight must be at least 1");
+    if config.max_inflight == 0 || config.fleet_max_inflight == 0 {
+        return bad("max_inflight and fleet_max_inflight must be at least 1");
     }
     if config.max_packet_size.as_u64() < 1024 || config.max_packet_size.as_u64() > u64::from(u32::MAX) {
         return bad("max_packet_size must be between 1 KiB and 4 GiB");

@@ -142,6 +142,7 @@ impl Committer {
     async fn commit_and_ack(&self, batch: Vec<Pending>, shutdown: &CancellationToken) -> bool {
         let items: Arc<Vec<Inbound>> = Arc::new(batch.iter().map(|p| p.inbound.clone()).collect());
         let mut delay = Duration::from_millis(100);
+        let started = tokio::time::Instant::now();
         let outcome = loop {
             let shared = Arc::clone(&items);
             match store::blocking(&self.store, move |s| s.commit(&shared, now_ms())).await {
@@ -156,7 +157,9 @@ impl Committer {
                 }
             }
         };
+        let commit_ms = started.elapsed().as_millis();
         self.after_commit(&outcome, &batch).await;
+        tracing::debug!(commit_ms, acked_ms = started.elapsed().as_millis(), "commit and acks");
         true
     }
 

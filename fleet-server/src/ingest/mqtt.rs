@@ -41,8 +41,10 @@ pub fn connect(config: &MqttConfig) -> Result<(AsyncClient, EventLoop), IngestEr
     opts.set_keep_alive(config.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
+        // Acks to devices are QoS 1 publishes; one commit may ack thousands of devices.
+        .set_inflight(4096)
         .set_max_packet_size(MAX_PACKET, MAX_PACKET);
-    Ok(AsyncClient::new(opts, 1024))
+    Ok(AsyncClient::new(opts, 4096))
 }
 
 /// The event loop task's parts.

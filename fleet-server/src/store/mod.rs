@@ -106,6 +106,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the WAL checkpoint thread: {0}")]
+    Checkpointer(#[source] std::io::Error),
     #[error("the database at {path} has schema version {found}; this build knows up to {known}")]
     SchemaTooNew { path: String, found: i64, known: i64 },
     #[error("a stored value is out of range: {0}")]

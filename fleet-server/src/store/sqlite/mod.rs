@@ -7,6 +7,7 @@
 //!
 //! One connection writes and one reads (WAL lets the API read while ingest writes).
 
+mod checkpoint;
 mod commit;
 mod read;
 mod schema;
@@ -19,11 +20,15 @@ use simpul_protocol::DeviceId;
 
 use super::{CommitOutcome, DeviceSummary, Inbound, ProtocolEvent, Store, StoreError, StoredReading};
 
+/// How often the WAL is checkpointed into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -36,10 +41,13 @@ impl SqliteStore {
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
+        // Checkpoints run on their own thread (checkpoint.rs), not inside a commit.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::upgrade(&mut writer, &path.display().to_string())?;
         let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         configure(&reader)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        let checkpointer = checkpoint::Checkpointer::start(path, CHECKPOINT_EVERY).map_err(StoreError::Checkpointer)?;
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader), _checkpointer: checkpointer })
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {

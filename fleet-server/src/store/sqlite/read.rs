@@ -8,10 +8,10 @@ use crate::store::{DeviceSummary, ProtocolEvent, StoreError, StoredReading};
 
 pub fn readings_after(conn: &Connection, after: u64, limit: usize) -> Result<Vec<StoredReading>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT r.delivery_id, d.name, r.seq, r.sensor, r.metric, r.unit, r.value, r.time_ms, r.synced,
+        "SELECT r.cursor, d.name, r.seq, s.sensor, s.metric, s.unit, r.value, r.time_ms, r.synced,
                 r.time_corrected
-         FROM readings r JOIN devices d ON d.id = r.device_id
-         WHERE r.delivery_id > ?1 ORDER BY r.delivery_id LIMIT ?2",
+         FROM readings r JOIN devices d ON d.id = r.device_id JOIN series s ON s.id = r.series_id
+         WHERE r.cursor > ?1 ORDER BY r.cursor LIMIT ?2",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = stmt.query_map(params![to_i64(after)?, limit], |r| {
@@ -66,10 +66,7 @@ pub fn device(conn: &Connection, device: &DeviceId) -> Result<Option<DeviceSumma
         )
         .optional()?;
     let Some((id, watermark, dropped, stored, malformed, online)) = row else { return Ok(None) };
-    let held: i64 =
-        conn.query_row("SELECT count(*) FROM readings WHERE device_id = ?1 AND delivery_id IS NULL", [id], |r| {
-            r.get(0)
-        })?;
+    let held: i64 = conn.query_row("SELECT count(*) FROM held_readings WHERE device_id = ?1", [id], |r| r.get(0))?;
     Ok(Some(DeviceSummary {
         device: device.to_string(),
         watermark: to_u64(watermark)?,

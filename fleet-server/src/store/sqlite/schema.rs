@@ -25,27 +25,51 @@ CREATE TABLE device_ranges (
     last      INTEGER NOT NULL,
     PRIMARY KEY (device_id, first)
 ) WITHOUT ROWID;
+-- What a device measures: one row per (device, sensor, metric, unit), so a reading row
+-- carries a small integer instead of three strings.
+CREATE TABLE series (
+    id        INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices(id),
+    sensor    TEXT NOT NULL,
+    metric    TEXT NOT NULL,
+    unit      TEXT NOT NULL,
+    UNIQUE (device_id, sensor, metric, unit)
+);
+-- Deliverable readings, keyed by their delivery cursor: rows are appended in cursor order,
+-- and the platform reads them by cursor range. Never-twice is the device's progress
+-- (watermark and done ranges, written in the same transaction): a seq already done is
+-- never inserted again. No other index: an index on (device_id, seq) would dirty a page
+-- per device per commit, doubling what each commit writes and fsyncs (measured with
+-- benches/ingest.rs). No REFERENCES either: a foreign key check is a lookup per row.
 CREATE TABLE readings (
-    device_id       INTEGER NOT NULL REFERENCES devices(id),
+    cursor          INTEGER PRIMARY KEY,
+    device_id       INTEGER NOT NULL,
     seq             INTEGER NOT NULL,
-    sensor          TEXT NOT NULL,
-    metric          TEXT NOT NULL,
-    unit            TEXT NOT NULL,
+    series_id       INTEGER NOT NULL,
     value           REAL,
-    wall_ms         INTEGER NOT NULL,
-    synced          INTEGER NOT NULL,
-    boot_id         BLOB NOT NULL,
-    mono_ms         INTEGER NOT NULL,
+    -- The reading's time (corrected when time_corrected), then the box's own clock.
     time_ms         INTEGER NOT NULL,
+    wall_ms         INTEGER NOT NULL,
+    mono_ms         INTEGER NOT NULL,
+    synced          INTEGER NOT NULL,
     time_corrected  INTEGER NOT NULL,
-    arrived_ms      INTEGER NOT NULL,
-    -- NULL while held (time not yet known); then the delivery cursor.
-    delivery_id     INTEGER,
+    arrived_ms      INTEGER NOT NULL
+);
+-- Readings taken before the box's clock synced, held until the clock offset of their boot
+-- arrives (then corrected) or the hold times out (then released as they are).
+CREATE TABLE held_readings (
+    device_id   INTEGER NOT NULL REFERENCES devices(id),
+    seq         INTEGER NOT NULL,
+    series_id   INTEGER NOT NULL,
+    value       REAL,
+    wall_ms     INTEGER NOT NULL,
+    mono_ms     INTEGER NOT NULL,
+    boot_id     BLOB NOT NULL,
+    arrived_ms  INTEGER NOT NULL,
     PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX readings_delivery ON readings(delivery_id) WHERE delivery_id IS NOT NULL;
-CREATE INDEX readings_held_boot ON readings(device_id, boot_id) WHERE delivery_id IS NULL;
-CREATE INDEX readings_held_arrival ON readings(arrived_ms) WHERE delivery_id IS NULL;
+CREATE INDEX held_readings_boot ON held_readings(device_id, boot_id);
+CREATE INDEX held_readings_arrival ON held_readings(arrived_ms);
 -- The first offset a device reported for a boot (later ones are ignored: delivered
 -- readings never change).
 CREATE TABLE clock_offsets (
