@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::mosquitto::{free_port, wait_until_accepting};
+use crate::mosquitto::{Mosquitto, free_port, wait_until_accepting};
 use crate::process::{ChildGuard, workspace_bin};
 
 /// How long any one wait in a system test may take before the test fails.
@@ -59,6 +59,43 @@ impl Fleet {
         let dir = self.config.parent().unwrap_or(Path::new("."));
         self.child = spawn("simpul-fleet", &self.config, &dir.join("fleet.log"))?;
         wait_until_accepting(self.api, PATIENCE).await
+    }
+}
+
+/// Which broker carries the readings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// Mosquitto from Debian, as an external broker.
+    Mosquitto,
+    /// The fleet's own, which lives and dies with the fleet process.
+    Embedded,
+}
+
+/// A fleet and the broker it reads from.
+#[derive(Debug)]
+pub struct Stack {
+    /// Set when the broker is Mosquitto (so a test can restart it).
+    pub mosquitto: Option<Mosquitto>,
+    /// Where devices connect.
+    pub broker: SocketAddr,
+    pub fleet: Fleet,
+}
+
+impl Stack {
+    /// Starts a broker of `kind` and a fleet on it, with its files in `dir`.
+    pub async fn start(dir: &Path, kind: BrokerKind) -> std::io::Result<Stack> {
+        match kind {
+            BrokerKind::Mosquitto => {
+                let m = Mosquitto::start().await?;
+                let fleet = Fleet::start(dir, m.addr()).await?;
+                Ok(Stack { broker: m.addr(), mosquitto: Some(m), fleet })
+            }
+            BrokerKind::Embedded => {
+                let broker = free_port()?;
+                let fleet = Fleet::start_embedded(dir, broker).await?;
+                Ok(Stack { mosquitto: None, broker, fleet })
+            }
+        }
     }
 }
 

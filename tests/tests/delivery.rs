@@ -3,26 +3,15 @@
 //! mid-run, and a consumer of the cursor API that must see every produced reading once.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use simpul_tests::mosquitto::free_port;
-use simpul_tests::system::{Agent, AgentSpec, Consumer, Fleet, PATIENCE};
+use simpul_tests::system::{Agent, AgentSpec, BrokerKind, Consumer, Fleet, PATIENCE, Stack};
 use simpul_tests::{LinkProxy, Mosquitto};
 
 /// Four sensors every 10 ms: 400 readings a second, so each phase of a test sees many
 /// batches in flight.
 fn fast(device: &str) -> AgentSpec {
     AgentSpec::new(device, 4, Duration::from_millis(10))
-}
-
-/// Which broker carries the readings.
-#[derive(Clone, Copy, Debug)]
-enum BrokerKind {
-    /// Mosquitto from Debian, as an external broker.
-    Mosquitto,
-    /// The fleet's own, which lives and dies with the fleet process.
-    Embedded,
 }
 
 struct System {
@@ -36,19 +25,7 @@ struct System {
 impl System {
     async fn start(kind: BrokerKind) -> System {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mosquitto, broker, fleet) = match kind {
-            BrokerKind::Mosquitto => {
-                let m = Mosquitto::start().await.expect("mosquitto");
-                let fleet = Fleet::start(dir.path(), m.addr()).await.expect("fleet");
-                let addr = m.addr();
-                (Some(m), addr, fleet)
-            }
-            BrokerKind::Embedded => {
-                let addr: SocketAddr = free_port().expect("port");
-                let fleet = Fleet::start_embedded(dir.path(), addr).await.expect("fleet");
-                (None, addr, fleet)
-            }
-        };
+        let Stack { mosquitto, broker, fleet } = Stack::start(dir.path(), kind).await.expect("broker and fleet");
         let link = LinkProxy::start(broker).await.expect("proxy");
         let consumer = Consumer::new(fleet.api);
         System { dir, mosquitto, link, fleet, consumer }

@@ -11,8 +11,7 @@ use simpul_agent::buffer::{Buffer, BufferOptions};
 use simpul_agent::clock::Clock;
 use simpul_agent::config::Eviction;
 use simpul_protocol::{BootId, ReadingTime};
-use simpul_tests::Mosquitto;
-use simpul_tests::system::{Agent, AgentSpec, Consumer, Fleet};
+use simpul_tests::system::{Agent, AgentSpec, BrokerKind, Consumer, Stack};
 use tokio_util::sync::CancellationToken;
 
 const DAY_S: i64 = 86_400;
@@ -72,12 +71,10 @@ fn held_seqs(path: &std::path::Path) -> BTreeSet<u64> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_days_offline_under_a_quota_evicts_counts_and_delivers_every_other_reading() {
+async fn three_days_offline(kind: BrokerKind) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Mosquitto::start().await.expect("mosquitto");
-    let fleet = Fleet::start(dir.path(), broker.addr()).await.expect("fleet");
-    let mut consumer = Consumer::new(fleet.api);
+    let stack = Stack::start(dir.path(), kind).await.expect("broker and fleet");
+    let mut consumer = Consumer::new(stack.fleet.api);
 
     let device = "kel-offline";
     let agent_dir = Agent::dir_for(dir.path(), device);
@@ -92,7 +89,7 @@ async fn three_days_offline_under_a_quota_evicts_counts_and_delivers_every_other
     // The link comes back: the agent drains what it kept.
     let mut spec = AgentSpec::new(device, 0, Duration::from_secs(1));
     spec.quota = Some("2 MiB".to_owned());
-    let _agent = Agent::start_draining(dir.path(), broker.addr(), spec).expect("agent");
+    let _agent = Agent::start_draining(dir.path(), stack.broker, spec).expect("agent");
     consumer.wait_for(device, held.len()).await;
     consumer.poll().await;
     consumer.assert_exactly_once(device, &held);
@@ -122,18 +119,16 @@ impl Clock for BootClock {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_that_boots_in_1970_has_its_readings_corrected_when_its_clock_syncs() {
+async fn boots_in_1970(kind: BrokerKind) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Mosquitto::start().await.expect("mosquitto");
-    let fleet = Fleet::start(dir.path(), broker.addr()).await.expect("fleet");
-    let mut consumer = Consumer::new(fleet.api);
+    let stack = Stack::start(dir.path(), kind).await.expect("broker and fleet");
+    let mut consumer = Consumer::new(stack.fleet.api);
     let device = "kel-1970";
 
     let text = format!(
         "[device]\nid = \"{device}\"\n[buffer]\npath = \"{}\"\nflush_interval = \"100ms\"\n[uplink]\nenabled = true\nbroker = \"{}\"\nbatch_interval = \"100ms\"\n[sensors.level]\nkind = \"simulated\"\ninterval = \"20ms\"\nseed = 1\n",
         dir.path().join("agent.db").display(),
-        broker.addr()
+        stack.broker
     );
     let config = simpul_agent::config::load_str("agent.toml", &text).expect("config");
     // The Pi boots after a power cut: no RTC, the clock starts at the epoch.
@@ -180,5 +175,33 @@ async fn wait_for_held(consumer: &Consumer, device: &str, n: u64) {
         }
         assert!(tokio::time::Instant::now() < deadline, "only {held} readings held");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+mod mosquitto {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_days_offline_under_a_quota_evicts_counts_and_delivers_every_other_reading() {
+        three_days_offline(BrokerKind::Mosquitto).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_that_boots_in_1970_has_its_readings_corrected_when_its_clock_syncs() {
+        boots_in_1970(BrokerKind::Mosquitto).await;
+    }
+}
+
+mod embedded {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_days_offline_under_a_quota_evicts_counts_and_delivers_every_other_reading() {
+        three_days_offline(BrokerKind::Embedded).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_agent_that_boots_in_1970_has_its_readings_corrected_when_its_clock_syncs() {
+        boots_in_1970(BrokerKind::Embedded).await;
     }
 }
