@@ -69,14 +69,23 @@ pub struct Status {
     pub boot_id: Option<BootId>,
 }
 
-/// Agent -> fleet, every N seconds: the box's health. (Minimal now; later versions add
-/// optional fields for CPU, memory, disk, temperature, link and cameras.)
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Agent -> fleet, every `[health] heartbeat_interval` (default 60 s): the box's health.
+/// Anything the box cannot measure is absent (`None`), never zero.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Heartbeat {
     /// The agent's version.
     pub version: String,
     /// Seconds since the agent started.
     pub uptime_s: u64,
+    /// The desired-config version the agent runs (none before the fleet sent one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<u64>,
+    /// The box: CPU, memory, disk, SoC temperature, throttling.
+    #[serde(default, skip_serializing_if = "SystemHealth::is_empty")]
+    pub system: SystemHealth,
+    /// The uplink to the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkHealth>,
     /// Readings in the buffer not yet acknowledged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buffer_depth: Option<u64>,
@@ -86,16 +95,124 @@ pub struct Heartbeat {
     /// Each configured sensor's state, by sensor id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sensors: BTreeMap<String, SensorHealth>,
+    /// Each configured camera's state, by camera id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cameras: BTreeMap<String, CameraHealth>,
+}
+
+/// The box itself, in a [`Heartbeat`]. Every field is optional: a box without a thermal
+/// zone or the Pi's throttle flags says nothing about them.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct SystemHealth {
+    /// CPU busy, percent of all cores, since the previous heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// 1-minute load average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_1m: Option<f64>,
+    /// Memory in use (total minus available), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_used_bytes: Option<u64>,
+    /// Memory installed, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_total_bytes: Option<u64>,
+    /// Disk in use on the buffer's filesystem, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_used_bytes: Option<u64>,
+    /// Size of the buffer's filesystem, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_total_bytes: Option<u64>,
+    /// SoC temperature, degrees Celsius.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soc_temp_c: Option<f64>,
+    /// The Pi's throttle flags (the firmware's `get_throttled` word).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<Throttled>,
+}
+
+/// The Raspberry Pi firmware's throttle flags, decoded (bits 0-3 now, 16-19 since boot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Throttled {
+    /// The raw flag word.
+    pub raw: u32,
+    pub under_voltage_now: bool,
+    pub freq_capped_now: bool,
+    pub throttled_now: bool,
+    pub soft_temp_limit_now: bool,
+    pub under_voltage_since_boot: bool,
+    pub freq_capped_since_boot: bool,
+    pub throttled_since_boot: bool,
+    pub soft_temp_limit_since_boot: bool,
+}
+
+impl SystemHealth {
+    /// Nothing measured.
+    pub fn is_empty(&self) -> bool {
+        self == &SystemHealth::default()
+    }
+}
+
+impl Throttled {
+    /// Decodes the firmware's flag word.
+    pub fn from_raw(raw: u32) -> Throttled {
+        let bit = |n: u32| raw & (1 << n) != 0;
+        Throttled {
+            raw,
+            under_voltage_now: bit(0),
+            freq_capped_now: bit(1),
+            throttled_now: bit(2),
+            soft_temp_limit_now: bit(3),
+            under_voltage_since_boot: bit(16),
+            freq_capped_since_boot: bit(17),
+            throttled_since_boot: bit(18),
+            soft_temp_limit_since_boot: bit(19),
+        }
+    }
+}
+
+/// The uplink, in a [`Heartbeat`].
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkHealth {
+    /// Connected to the broker now.
+    pub connected: bool,
+    /// Successful connects since the agent started (1 = never dropped).
+    pub connects: u64,
+    /// The last watermark the fleet acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<u64>,
+    /// The last connection error, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// One sensor's health in a [`Heartbeat`].
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct SensorHealth {
     /// What the driver is doing.
     pub state: SensorState,
     /// Seconds since its last reading, if it ever gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reading_age_s: Option<u64>,
+    /// The last value of each metric.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub last_values: BTreeMap<String, f64>,
+    /// Error counts since the agent started, by kind (`garbage`, `crc`, `timeout`, `io`,
+    /// `exception`); kinds with no error are left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// The last error, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One camera's health in a [`Heartbeat`] (cameras come with the camera issue).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CameraHealth {
+    /// Reachable on the office LAN at its last check.
+    pub reachable: bool,
+    /// Viewers the relay is serving now.
+    #[serde(default)]
+    pub viewers: u32,
     /// The last error, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -185,6 +302,26 @@ pub enum Event {
         /// The seq ranges evicted.
         #[serde(default)]
         ranges: Vec<SeqRange>,
+    },
+    /// Staff plugged in a serial sensor; the agent probed it and proposes a sensor entry.
+    /// Ops accept it into the device's desired config on the fleet.
+    SensorProposed {
+        /// The serial port, e.g. `/dev/ttyUSB1`.
+        port: String,
+        /// The proposed `[sensors.<id>]` entry as agent-config TOML, id included.
+        toml: String,
+        /// What the probe found, for people (e.g. "Modbus slave 1 at 9600 baud").
+        summary: String,
+    },
+    /// The agent applied a desired config and then rolled it back on its own.
+    ConfigRolledBack {
+        /// The version it rolled back from.
+        version: u64,
+        /// The version it runs again, if it came from the fleet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        running: Option<u64>,
+        /// Why, for people (e.g. "no broker within 2m after applying").
+        reason: String,
     },
     /// An event this build does not know (written by a newer agent).
     #[serde(other)]

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use simpul_protocol::control::{
-    Ack, ConfigState, DesiredConfig, Event, Heartbeat, ReportedConfig, SensorHealth, SensorState, Status,
+    Ack, ConfigState, DesiredConfig, Event, Heartbeat, LinkHealth, ReportedConfig, SensorHealth, SensorState, Status,
+    SystemHealth, Throttled,
 };
 use simpul_protocol::{BootId, Channel, ControlMessage, SeqRange};
 
@@ -21,7 +22,13 @@ fn every_message_round_trips_through_json() {
     round_trip(&ReportedConfig { version: 7, state: ConfigState::RolledBack, error: Some("lost the fleet".into()) });
     let sensors = BTreeMap::from([(
         "level".to_owned(),
-        SensorHealth { state: SensorState::Failing, last_reading_age_s: Some(30), error: Some("CRC".into()) },
+        SensorHealth {
+            state: SensorState::Failing,
+            last_reading_age_s: Some(30),
+            last_values: BTreeMap::from([("level".to_owned(), 123.4)]),
+            errors: BTreeMap::from([("crc".to_owned(), 3)]),
+            error: Some("CRC".into()),
+        },
     )]);
     round_trip(&Heartbeat {
         version: "0.1.0".into(),
@@ -29,11 +36,26 @@ fn every_message_round_trips_through_json() {
         buffer_depth: Some(3),
         oldest_unsent_age_s: Some(4),
         sensors,
+        config_version: Some(7),
+        system: SystemHealth {
+            cpu_percent: Some(12.5),
+            soc_temp_c: Some(61.2),
+            throttled: Some(Throttled::from_raw(0x5_0005)),
+            ..SystemHealth::default()
+        },
+        link: Some(LinkHealth { connected: true, connects: 2, watermark: Some(99), last_error: None }),
+        cameras: BTreeMap::new(),
     });
     for event in [
         Event::ClockSynced { boot_id: BootId([1; 16]), offset_ms: 1_700_000_000_000, at_mono_ms: 9_000 },
         Event::SensorDisconnected { sensor: "rain".into() },
         Event::SensorConnected { sensor: "rain".into() },
+        Event::SensorProposed {
+            port: "/dev/ttyUSB1".into(),
+            toml: "[sensors.usb1]\nkind = \"modbus\"\n".into(),
+            summary: "Modbus slave 1 at 9600 baud".into(),
+        },
+        Event::ConfigRolledBack { version: 8, running: Some(7), reason: "no broker within 2m".into() },
         Event::BufferEvicted {
             counts: BTreeMap::from([("rain".to_owned(), 10)]),
             ranges: vec![SeqRange { first: 1, last: 10 }],
@@ -86,4 +108,12 @@ fn each_message_names_the_channel_the_topic_table_gives_it() {
     assert_eq!(ReportedConfig::CHANNEL, Channel::ConfigReported);
     assert_eq!(Event::CHANNEL, Channel::Events);
     assert!(!Channel::Ack.device_publishes() && !Channel::ConfigDesired.device_publishes());
+}
+
+#[test]
+fn the_pi_throttle_word_decodes_now_and_since_boot() {
+    let t = Throttled::from_raw(0x5_0005);
+    assert!(t.under_voltage_now && t.throttled_now && !t.freq_capped_now);
+    assert!(t.under_voltage_since_boot && t.throttled_since_boot && !t.soft_temp_limit_since_boot);
+    assert_eq!(Throttled::from_raw(0), Throttled::default());
 }
