@@ -141,7 +141,7 @@ fn run(path: &Path) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     runtime.spawn(stop_on_signals(shutdown.clone()));
-    match runtime.block_on(crate::run::run(cfg, shutdown)) {
+    match runtime.block_on(crate::run::run_with_config_file(cfg, path.to_owned(), shutdown)) {
         Ok(_) => exit::code(exit::OK),
         Err(e) => {
             tracing::error!(error = %e, "simpul-agent failed");

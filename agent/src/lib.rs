@@ -9,9 +9,12 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod exit;
+pub mod health;
+pub mod remote_config;
 pub mod run;
 pub mod sample;
 pub mod sensor;
+pub mod status_page;
 pub mod uplink;
 
 pub use run::run;

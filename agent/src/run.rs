@@ -1,16 +1,20 @@
 //! `run(config, shutdown)`: the whole agent, as the binary and the tests start it.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use simpul_protocol::DeviceId;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::buffer::{Buffer, BufferError, BufferOptions, WriterSummary, spawn_writer};
 use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
+use crate::remote_config::{self, RemoteStatus};
+use crate::sensor::{SensorStats, Supervisor};
 use crate::{sensor, uplink};
 
 /// How many samples may wait between the sensors and the buffer writer. Beyond it a
@@ -36,12 +40,69 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<Wri
     run_with_clock(config, clock, shutdown).await
 }
 
+/// [`run`] for the binary: `main` is the config file it was loaded from, so the fleet's
+/// desired config can be checked against it and kept in its `agent.d/`.
+pub async fn run_with_config_file(
+    config: AgentConfig,
+    main: PathBuf,
+    shutdown: CancellationToken,
+) -> Result<WriterSummary, RunError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(&config.clock));
+    run_with(config, RunOptions { config_file: Some(main), ..RunOptions::new(clock) }, shutdown).await
+}
+
 /// [`run`] with a clock of the caller's choosing (tests steer time with it).
 pub async fn run_with_clock(
     config: AgentConfig,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<WriterSummary, RunError> {
+    run_with(config, RunOptions::new(clock), shutdown).await
+}
+
+/// How [`run_with`] runs, beyond the config.
+pub struct RunOptions {
+    /// The time readings are stamped with.
+    pub clock: Arc<dyn Clock>,
+    /// The main config file the config came from. Without one (a config from
+    /// [`crate::config::load_str`]) there is nowhere to keep the fleet's config, and
+    /// remote config is off.
+    pub config_file: Option<PathBuf>,
+    /// Told, once everything is started, what the caller may watch.
+    pub started: Option<oneshot::Sender<Observed>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions").field("config_file", &self.config_file).finish_non_exhaustive()
+    }
+}
+
+impl RunOptions {
+    /// No config file, nobody told.
+    pub fn new(clock: Arc<dyn Clock>) -> RunOptions {
+        RunOptions { clock, config_file: None, started: None }
+    }
+}
+
+/// What a running agent lets its caller watch (tests; a later local API).
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// The running sensors' counters, by id, after every change.
+    pub sensors: watch::Receiver<BTreeMap<String, Arc<SensorStats>>>,
+    /// The uplink's state, when it runs.
+    pub uplink: Option<Arc<uplink::UplinkStats>>,
+    /// The remote config's state, when it runs.
+    pub remote: Option<watch::Receiver<RemoteStatus>>,
+}
+
+/// [`run`] with [`RunOptions`].
+pub async fn run_with(
+    config: AgentConfig,
+    run: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<WriterSummary, RunError> {
+    let clock = run.clock;
     let device = device_id(&config);
     tracing::info!(%device, sensors = config.sensors.len(), buffer = %config.buffer.path.display(), "simpul-agent starting");
 
@@ -64,9 +125,49 @@ pub async fn run_with_clock(
     };
 
     let tracker = TaskTracker::new();
-    let sensors = sensor::spawn_all(&config.sensors, &config.sensor_retry, clock, tx, shutdown.clone(), &tracker);
+    let health_clock = Arc::clone(&clock);
+    let mut supervisor = Supervisor::new(clock, tx, shutdown.clone(), tracker.clone());
+    supervisor.apply(&config.sensors, &config.sensor_retry).await;
+    let sensors = supervisor.set();
+    let sensor_watch = supervisor.watch();
     tracker.close();
     tracing::info!(sensors = ?sensors.stats().keys().collect::<Vec<_>>(), "sensors started");
+    if let Some(listen) = config.status_page.listen {
+        let page = status_page_sources(&config, &device, &sensors, uplink.as_ref());
+        crate::status_page::spawn(listen, page, shutdown.clone()).await;
+    }
+
+    let health = crate::health::spawn(
+        &config.health,
+        &config.buffer.path,
+        &sensors,
+        uplink.as_ref(),
+        health_clock,
+        std::time::Instant::now(),
+        shutdown.clone(),
+    )
+    .await;
+
+    let remote = match (&run.config_file, &uplink) {
+        (Some(main), Some(up)) if config.remote_config.enabled => {
+            let mut ctx = remote_config::Context::new(main.clone(), config.clone(), supervisor, up);
+            ctx.collector = Some(Arc::clone(&health.collector));
+            Some(remote_config::spawn(ctx, shutdown.clone()))
+        }
+        _ => {
+            tracing::info!("remote config off (it needs [remote_config] enabled, the uplink and a config file)");
+            drop(supervisor);
+            None
+        }
+    };
+    if let Some(started) = run.started {
+        let observed = Observed {
+            sensors: sensor_watch,
+            uplink: uplink.as_ref().map(|u| Arc::clone(&u.stats)),
+            remote: remote.as_ref().map(|r| r.status.clone()),
+        };
+        let _ = started.send(observed);
+    }
 
     shutdown.cancelled().await;
     tracing::info!("stopping: waiting for sensors, then a last flush");
@@ -74,14 +175,46 @@ pub async fn run_with_clock(
         tracing::warn!(timeout = ?STOP_TIMEOUT, "sensors did not stop in time");
     }
     drop(sensors);
+    if let Some(remote) = remote {
+        // It owns the sensor supervisor (and so a sender to the writer).
+        if tokio::time::timeout(STOP_TIMEOUT, remote.join()).await.is_err() {
+            tracing::warn!(timeout = ?STOP_TIMEOUT, "the remote config task did not stop in time");
+        }
+    }
     let summary = writer.await??;
     if let Some(uplink) = uplink {
         if tokio::time::timeout(STOP_TIMEOUT, uplink.join()).await.is_err() {
             tracing::warn!(timeout = ?STOP_TIMEOUT, "the uplink did not stop in time");
         }
     }
+    if tokio::time::timeout(STOP_TIMEOUT, health.join()).await.is_err() {
+        tracing::warn!(timeout = ?STOP_TIMEOUT, "the health tasks did not stop in time");
+    }
     tracing::info!(appended = summary.appended, flushes = summary.flushes, "simpul-agent stopped");
     Ok(summary)
+}
+
+/// What the staff's status page reads: the live counters and the config's ports.
+fn status_page_sources(
+    config: &AgentConfig,
+    device: &DeviceId,
+    sensors: &sensor::SensorSet,
+    uplink: Option<&uplink::UplinkHandle>,
+) -> crate::status_page::Sources {
+    let page = &config.status_page;
+    crate::status_page::Sources {
+        device: device.to_string(),
+        site: config.device.site.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        sensors: sensors.stats().clone(),
+        uplink: uplink.map(|u| Arc::clone(&u.stats)),
+        buffer_path: config.buffer.path.clone(),
+        configured_ports: config.sensors.values().filter_map(|s| s.port()).map(|p| p.path.clone()).collect(),
+        ports_dir: page.ports_dir.clone(),
+        port_prefixes: page.port_prefixes.clone(),
+        zone: page.timezone,
+        stale_after: page.stale_after,
+    }
 }
 
 /// The configured device id, or one made from the host name until enrolment gives one.

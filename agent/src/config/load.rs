@@ -16,7 +16,10 @@ use toml::de::DeTable;
 use super::error::{self, ConfigError, Problem};
 use super::provenance::{KeyPath, LineIndex, Provenance};
 use super::sensor::SensorConfig;
-use super::{AgentConfig, BufferConfig, ClockConfig, DeviceConfig, LogConfig, RetryConfig, UplinkConfig, validate};
+use super::{
+    AgentConfig, BufferConfig, ClockConfig, DeviceConfig, HealthConfig, LogConfig, RetryConfig, StatusPageConfig,
+    UplinkConfig, validate,
+};
 
 /// The files a config was made of, in the order they were applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,6 +41,30 @@ pub fn load(main: &Path) -> Result<(AgentConfig, ConfigSource), ConfigError> {
     for f in &files {
         let text = std::fs::read_to_string(f).map_err(|source| ConfigError::Read { path: f.clone(), source })?;
         texts.push((f.clone(), text));
+    }
+    let config = load_texts(&texts)?;
+    Ok((config, ConfigSource { files }))
+}
+
+/// Loads `main` and its drop-ins as [`load`] does, with `text` standing in for the drop-in
+/// `name` whether or not that file exists: how a fleet drop-in is checked before it is
+/// written. Messages name the drop-in's path, so a mistake in `text` reads `…/name:line`.
+pub fn load_with_drop_in(main: &Path, name: &str, text: &str) -> Result<(AgentConfig, ConfigSource), ConfigError> {
+    let stand_in = drop_in_dir(main).join(name);
+    let mut files = vec![main.to_owned()];
+    let mut drop_ins: Vec<PathBuf> =
+        drop_in_files(&drop_in_dir(main))?.into_iter().filter(|f| *f != stand_in).collect();
+    drop_ins.push(stand_in.clone());
+    drop_ins.sort();
+    files.extend(drop_ins);
+    let mut texts = Vec::with_capacity(files.len());
+    for f in &files {
+        let body = if *f == stand_in {
+            text.to_owned()
+        } else {
+            std::fs::read_to_string(f).map_err(|source| ConfigError::Read { path: f.clone(), source })?
+        };
+        texts.push((f.clone(), body));
     }
     let config = load_texts(&texts)?;
     Ok((config, ConfigSource { files }))
@@ -87,6 +114,12 @@ struct RawConfig {
     #[serde(default)]
     uplink: UplinkConfig,
     #[serde(default)]
+    health: HealthConfig,
+    #[serde(default)]
+    status_page: StatusPageConfig,
+    #[serde(default)]
+    remote_config: super::RemoteConfigConfig,
+    #[serde(default)]
     sensors: BTreeMap<String, Table>,
 }
 
@@ -117,6 +150,9 @@ fn load_texts(texts: &[(PathBuf, String)]) -> Result<AgentConfig, ConfigError> {
         log: raw.log,
         sensor_retry: raw.sensor_retry,
         uplink: raw.uplink,
+        health: raw.health,
+        status_page: raw.status_page,
+        remote_config: raw.remote_config,
         sensors,
     };
     problems.extend(validate::check(&config, &prov));

@@ -5,9 +5,12 @@
 //! Every field and its default is listed in docs/ref/agent-config.md.
 
 mod error;
+mod health;
 mod load;
 mod provenance;
+mod remote_config;
 pub mod sensor;
+mod status_page;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -19,8 +22,11 @@ use serde::{Deserialize, Serialize};
 use simpul_protocol::DeviceId;
 
 pub use error::{ConfigError, Problem};
-pub use load::{ConfigSource, drop_in_dir, load, load_str};
+pub use health::HealthConfig;
+pub use load::{ConfigSource, drop_in_dir, load, load_str, load_with_drop_in};
+pub use remote_config::RemoteConfigConfig;
 pub use sensor::SensorConfig;
+pub use status_page::StatusPageConfig;
 pub use validate::valid_sensor_id;
 
 /// The commented default configuration, printed by `simpul-agent print-default-config`.
@@ -35,6 +41,9 @@ pub struct AgentConfig {
     pub log: LogConfig,
     pub sensor_retry: RetryConfig,
     pub uplink: UplinkConfig,
+    pub status_page: StatusPageConfig,
+    pub health: HealthConfig,
+    pub remote_config: RemoteConfigConfig,
     /// Sensors by id (the key of `[sensors.<id>]`).
     pub sensors: BTreeMap<String, SensorConfig>,
 }

@@ -26,6 +26,10 @@ pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
     v.ensure(r.min_delay > Duration::ZERO, &retry.key("min_delay"), "must be more than 0s");
     v.ensure(r.min_delay <= r.max_delay, &retry.key("max_delay"), "must not be shorter than min_delay");
     v.uplink(&c.uplink, &root.key("uplink"));
+    let hb = c.health.heartbeat_interval;
+    v.ensure(hb >= Duration::from_secs(1), &root.key("health").key("heartbeat_interval"), "must be at least 1s");
+    let rb = c.remote_config.rollback_after;
+    v.ensure(rb >= Duration::from_secs(1), &root.key("remote_config").key("rollback_after"), "must be at least 1s");
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
         v.problem(&root.key("log").key("level"), format!("not a log filter: {e}"));
     }

@@ -29,9 +29,11 @@ mod port;
 pub(crate) mod retry;
 pub mod simulated;
 mod stats;
+mod supervisor;
 
 pub use emit::Channel;
 pub use stats::{SensorSnapshot, SensorStats, Trouble};
+pub use supervisor::{Supervisor, UnitChanges};
 
 /// The running sensors' counters, by sensor id.
 #[derive(Debug, Default)]

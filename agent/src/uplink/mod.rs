@@ -17,11 +17,21 @@
 //! - Reconnects back off with jitter from `reconnect_min` to `reconnect_max`.
 //! - When the clock syncs, one `Event::ClockSynced` goes to `simpul/v1/dev/{d}/events`
 //!   ([`clock_sync`]).
+//! - A [`Notice`] (the heartbeat) sent to [`UplinkHandle::notices`] is published QoS 0,
+//!   not retained, if connected; nothing keeps it for a later session.
+//! - Subscribe (QoS 1) to `simpul/v1/dev/{d}/config/desired`; each payload there (the
+//!   fleet's retained `DesiredConfig`) is handed on, undecoded, through
+//!   [`UplinkHandle::desired`] (the remote config decodes and answers it).
+//! - A [`Message`] sent to [`UplinkHandle::messages`] is published QoS 1 (retained if it
+//!   says so) when connected, and kept until its PUBACK like an event.
+//! - A new [`UplinkConfig`] sent on [`UplinkHandle::config`] ends the session cleanly and
+//!   the next one uses it (no backoff wait); a backoff wait is cut short by it too.
 
 pub mod clock_sync;
 mod connect;
 pub mod cursors;
 mod error;
+mod message;
 mod session;
 mod stats;
 mod store;
@@ -30,12 +40,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use simpul_protocol::control::Event;
-use simpul_protocol::{BootId, DeviceId};
-use tokio::sync::mpsc;
+use simpul_protocol::{BootId, Channel, DeviceId};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use error::UplinkError;
+pub use message::Message;
 pub use stats::{UplinkSnapshot, UplinkStats};
 
 use crate::buffer::Buffer;
@@ -49,8 +60,32 @@ use store::Store;
 pub struct UplinkHandle {
     /// Its counters, for health reporting and tests.
     pub stats: Arc<UplinkStats>,
+    /// Messages to publish at QoS 0 while connected (the heartbeat).
+    pub notices: mpsc::Sender<Notice>,
+    /// QoS 1 messages to publish, kept until PUBACKed (the reported config, its events).
+    pub messages: mpsc::Sender<Message>,
+    /// The last payload received on `config/desired` (retained there, so every connect
+    /// sends it again); `None` until one came.
+    pub desired: watch::Receiver<Option<Vec<u8>>>,
+    /// The uplink's config: a new value reconnects with it.
+    pub config: watch::Sender<UplinkConfig>,
     task: JoinHandle<()>,
 }
+
+/// A control message published QoS 0, not retained, on the device's `channel`: the
+/// heartbeat. Best effort: the sender drops it when the queue is full.
+#[derive(Debug)]
+pub struct Notice {
+    pub channel: Channel,
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+}
+
+/// Notices waiting for the uplink; a heartbeat a minute needs few.
+const NOTICE_QUEUE: usize = 4;
+
+/// QoS 1 messages waiting for a connection; config reports are rare.
+const MESSAGE_QUEUE: usize = 16;
 
 impl UplinkHandle {
     /// Waits until the uplink has stopped (after its shutdown token was cancelled).
@@ -80,8 +115,16 @@ pub fn spawn(
     let stats = Arc::new(UplinkStats::new());
     let boot_id = clock.now().boot_id;
     let clock_events = clock_sync::spawn(clock, config.batch_interval, shutdown.clone());
+    let (notices, notice_rx) = mpsc::channel(NOTICE_QUEUE);
+    let (messages, message_rx) = mpsc::channel(MESSAGE_QUEUE);
+    let (desired_tx, desired) = watch::channel(None);
+    let (config_tx, config_rx) = watch::channel(config.clone());
     let uplink = Uplink {
         config,
+        config_rx,
+        desired: desired_tx,
+        messages: message_rx,
+        pending_messages: VecDeque::new(),
         device,
         boot_id,
         store: Store::new(buffer),
@@ -91,14 +134,22 @@ pub fn spawn(
         known_top: 0,
         pending_events: VecDeque::new(),
         clock_events,
+        notices: notice_rx,
     };
     let task = tokio::spawn(uplink.run(shutdown));
-    UplinkHandle { stats, task }
+    UplinkHandle { stats, notices, messages, desired, config: config_tx, task }
 }
 
 /// The uplink's state across sessions.
 struct Uplink {
     config: UplinkConfig,
+    /// Where a new config comes from (read before each session).
+    config_rx: watch::Receiver<UplinkConfig>,
+    /// Where desired-config payloads go.
+    desired: watch::Sender<Option<Vec<u8>>>,
+    messages: mpsc::Receiver<Message>,
+    /// QoS 1 messages to publish first on the next connection (not PUBACKed on the last).
+    pending_messages: VecDeque<Message>,
     device: DeviceId,
     boot_id: BootId,
     store: Store,
@@ -112,24 +163,33 @@ struct Uplink {
     /// Events to publish, kept until their PUBACK (or a later session sends them again).
     pending_events: VecDeque<Event>,
     clock_events: mpsc::UnboundedReceiver<Event>,
+    notices: mpsc::Receiver<Notice>,
 }
 
 impl Uplink {
     /// Sessions, with a backoff between them, until shutdown.
     async fn run(mut self, shutdown: CancellationToken) {
-        let retry = RetryConfig { min_delay: self.config.reconnect_min, max_delay: self.config.reconnect_max };
-        let mut backoff = Backoff::new(&retry);
+        let retry = |c: &UplinkConfig| RetryConfig { min_delay: c.reconnect_min, max_delay: c.reconnect_max };
+        let mut backoff = Backoff::new(&retry(&self.config));
         tracing::info!(broker = %self.config.broker, device = %self.device, "uplink starting");
         while !shutdown.is_cancelled() {
+            let latest = self.config_rx.borrow_and_update().clone();
+            if latest != self.config {
+                self.config = latest;
+                backoff = Backoff::new(&retry(&self.config));
+                tracing::info!(broker = %self.config.broker, "uplink config changed; connecting with it");
+            }
             match self.session(&shutdown, &mut backoff).await {
-                Ok(()) => break,
+                Ok(()) if shutdown.is_cancelled() => break,
+                Ok(()) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "uplink session ended; reconnecting after a backoff");
                     self.stats.error(&e);
                 }
             }
-            if !backoff.wait(&shutdown).await {
-                break;
+            tokio::select! {
+                waited = backoff.wait(&shutdown) => if !waited { break },
+                Ok(()) = self.config_rx.changed() => {}
             }
         }
         tracing::info!("uplink stopped");

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{Link, mqtt_options, status};
 use super::cursors::Cursors;
-use super::{Uplink, UplinkError};
+use super::{Message, Uplink, UplinkError};
 use crate::sensor::retry::Backoff;
 
 /// How long a clean shutdown waits for the offline status's PUBACK and the disconnect.
@@ -25,6 +25,7 @@ enum Sent {
     Batch,
     Status,
     Event(ControlEvent),
+    Message(Message),
 }
 
 /// The state of one connection.
@@ -56,8 +57,10 @@ impl Uplink {
         self.stats.set_connected(false);
         // Events the broker never confirmed go out again next time, in order.
         for sent in s.in_flight.drain(..).rev() {
-            if let Sent::Event(e) = sent {
-                self.pending_events.push_front(e);
+            match sent {
+                Sent::Event(e) => self.pending_events.push_front(e),
+                Sent::Message(m) => self.pending_messages.push_front(m),
+                Sent::Batch | Sent::Status => {}
             }
         }
         result
@@ -73,6 +76,7 @@ impl Uplink {
             let event = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 event = s.link.next() => event?,
+                Ok(()) = self.config_rx.changed() => return Ok(()),
             };
             if let Event::Incoming(Packet::ConnAck(_)) = event {
                 break;
@@ -82,6 +86,7 @@ impl Uplink {
         self.stats.set_connected(true);
         tracing::info!(broker = %self.config.broker, "uplink connected");
         s.link.client.subscribe(self.topic(Channel::Ack), QoS::AtLeastOnce).await?;
+        s.link.client.subscribe(self.topic(Channel::ConfigDesired), QoS::AtLeastOnce).await?;
         self.publish_status(s, true).await?;
 
         let newest = self.store.newest_seq().await?;
@@ -90,6 +95,9 @@ impl Uplink {
         tracing::debug!(?self.watermark, newest, "uplink cursors");
         while let Some(e) = self.pending_events.pop_front() {
             self.publish_event(s, e).await?;
+        }
+        while let Some(m) = self.pending_messages.pop_front() {
+            self.publish_message(s, m).await?;
         }
         let mut tick = tokio::time::interval(self.config.batch_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -100,6 +108,14 @@ impl Uplink {
                 () = shutdown.cancelled() => return self.goodbye(s, &mut cursors).await,
                 event = s.link.next() => self.on_event(event?, s, &mut cursors).await?,
                 Some(e) = self.clock_events.recv() => self.publish_event(s, e).await?,
+                Some(m) = self.messages.recv() => self.publish_message(s, m).await?,
+                Ok(()) = self.config_rx.changed() => {
+                    tracing::info!("uplink config changed; disconnecting to reconnect with it");
+                    return self.goodbye(s, &mut cursors).await;
+                }
+                Some(n) = self.notices.recv() => {
+                    s.link.client.publish(self.topic(n.channel), QoS::AtMostOnce, false, n.payload).await?;
+                }
                 _ = tick.tick() => cursors.tick(),
             }
         }
@@ -127,6 +143,9 @@ impl Uplink {
         match event {
             Event::Incoming(Packet::Publish(p)) if p.topic == self.topic(Channel::Ack) => {
                 self.on_ack(&p.payload, cursors).await?;
+            }
+            Event::Incoming(Packet::Publish(p)) if p.topic == self.topic(Channel::ConfigDesired) => {
+                self.desired.send_replace(Some(p.payload.to_vec()));
             }
             Event::Incoming(Packet::Publish(p)) => {
                 tracing::debug!(topic = %p.topic, "ignoring a message on a topic the uplink does not use");
@@ -178,6 +197,12 @@ impl Uplink {
         let json = event.to_json()?;
         s.link.client.publish(self.topic(Channel::Events), QoS::AtLeastOnce, false, json).await?;
         s.in_flight.push_back(Sent::Event(event));
+        Ok(())
+    }
+
+    async fn publish_message(&mut self, s: &mut Session, m: Message) -> Result<(), UplinkError> {
+        s.link.client.publish(self.topic(m.channel), QoS::AtLeastOnce, m.retain, m.payload.clone()).await?;
+        s.in_flight.push_back(Sent::Message(m));
         Ok(())
     }
 
