@@ -1,4 +1,12 @@
-//! The command line: `run`, `check-config`, `print-default-config`.
+//! The command line: `run`, `check-config`, `print-default-config`; the operators'
+//! `devices`, `users` and `tokens` over the API (docs/ref/fleet-cli.md).
+
+mod client;
+mod devices;
+mod offline;
+mod table;
+mod tokens;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +43,15 @@ enum Command {
     },
     /// Print the commented default config.
     PrintDefaultConfig,
+    /// Devices, over the API: `list`, `show <device>`.
+    #[command(subcommand)]
+    Devices(devices::DevicesCmd),
+    /// Operators (ops only): `list`, `add <name> --role R [--offline]`, `remove <name>`.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
+    /// API tokens (ops only): `list`, `create --name N --role R [--offline]`, `revoke <id>`.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCmd),
 }
 
 /// Parses the command line and runs it; the process's exit code.
@@ -44,6 +61,9 @@ pub fn main() -> ExitCode {
         Command::PrintDefaultConfig => emit(DEFAULT_CONFIG),
         Command::CheckConfig { print } => check_config(&cli.config, print),
         Command::Run => run(&cli.config),
+        Command::Devices(c) => devices::run(&cli.config, c),
+        Command::Users(c) => users::run(&cli.config, c),
+        Command::Tokens(c) => tokens::run(&cli.config, c),
     }
 }
 

@@ -5,17 +5,26 @@
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
 //! - [`watermark`]: the per-device contiguous-seq watermark (pure logic).
 //! - [`api`]: the platform HTTP API (cursor reads, device summaries).
+//! - [`auth`]: operators' users, API tokens, sessions and roles (docs/design/auth.md).
 //! - [`webhook`]: push delivery to the central platform.
+//! - [`health`]: online/offline and alerts (docs/design/fleet-health.md); [`metrics`]: `GET /metrics`.
+//! - [`config_merge`], [`config_publisher`]: desired device config, merged and sent retained
+//!   (docs/design/fleet-config-distribution.md).
 //! - [`config`], [`cli`], [`run`]: `run(config, shutdown)` and the thin binary around it.
 //!
 //! The design is in docs/design/fleet-ingest.md.
 
 pub mod api;
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod config_merge;
+pub mod config_publisher;
 pub mod exit;
+pub mod health;
 pub mod ingest;
+pub mod metrics;
 pub mod run;
 pub mod store;
 pub mod watermark;

@@ -11,7 +11,9 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, ApiState};
 use crate::broker::{self, BrokerError, BrokerHandle};
 use crate::config::FleetConfig;
+use crate::health::HealthSettings;
 use crate::ingest::{self, IngestError};
+use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::webhook::{Webhook, WebhookError};
 
@@ -89,7 +91,7 @@ pub async fn start(config: FleetConfig, shutdown: CancellationToken) -> Result<R
 }
 
 /// [`start`] with a store of the caller's choosing (another database; a test's wrapper).
-/// `config.store.path` is not used.
+/// `config.store.path` holds only the operators' users and tokens here (docs/design/auth.md).
 pub async fn start_with_store(
     config: FleetConfig,
     store: Arc<dyn Store>,
@@ -116,14 +118,26 @@ pub async fn start_with_store(
 
     let tracker = TaskTracker::new();
     let delivered = Arc::new(Notify::new());
-    let ingest_ready = ingest::spawn(&config, Arc::clone(&store), Arc::clone(&delivered), shutdown.clone(), &tracker)?;
+    let metrics = Arc::new(Metrics::new(broker.as_ref().map(|(h, _)| h.counts_view()), config.webhook.url.is_some()));
+    let ingest_ready = ingest::spawn(
+        &config,
+        Arc::clone(&store),
+        Arc::clone(&delivered),
+        Arc::clone(&metrics),
+        shutdown.clone(),
+        &tracker,
+    )?;
 
     if let Some(url) = config.webhook.url.clone() {
         let webhook = Webhook::new(url, config.webhook.clone(), Arc::clone(&store))?;
         tracker.spawn(webhook.run(Arc::clone(&delivered), shutdown.clone()));
     }
 
-    let app = api::router(ApiState { store: Arc::clone(&store), max_limit: config.api.max_limit });
+    let health = Arc::new(HealthSettings { offline_after: config.health.offline_after, alerts: config.alerts.clone() });
+    let auth = crate::auth::AuthState::open(&config.store.path, &config.auth).await?;
+    let desired = crate::config_publisher::spawn(&config, Arc::clone(&store), shutdown.clone(), &tracker)?;
+    let max_limit = config.api.max_limit;
+    let app = api::router(ApiState { store: Arc::clone(&store), max_limit, auth, health, metrics, desired });
     let stop = shutdown.clone();
     tracker.spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;

@@ -51,10 +51,9 @@ async fn the_cursor_api_returns_every_reading_once_in_a_stable_order() {
     assert_eq!(p1["readings"].as_array().unwrap()[..], all[3..7]);
 
     // NDJSON, by query and by Accept header: one reading a line, then the next cursor.
-    let client = reqwest::Client::new();
     for req in [
-        client.get(format!("{}/api/v1/readings?format=ndjson&limit=10000", fleet.api)),
-        client.get(format!("{}/api/v1/readings", fleet.api)).header("accept", "application/x-ndjson"),
+        fleet.get("/api/v1/readings?format=ndjson&limit=10000"),
+        fleet.get("/api/v1/readings").header("accept", "application/x-ndjson"),
     ] {
         let resp = req.send().await.unwrap();
         assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
@@ -66,9 +65,9 @@ async fn the_cursor_api_returns_every_reading_once_in_a_stable_order() {
     }
 
     // A limit above the cap is capped; a bad cursor is a 400; an unknown device a 404.
-    let resp = reqwest::get(format!("{}/api/v1/readings?after=x", fleet.api)).await.unwrap();
+    let resp = fleet.get("/api/v1/readings?after=x").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = reqwest::get(format!("{}/api/v1/devices/nobody", fleet.api)).await.unwrap();
+    let resp = fleet.get("/api/v1/devices/nobody").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     s.stop().await;
 }

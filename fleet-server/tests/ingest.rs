@@ -10,8 +10,10 @@ use std::sync::Arc;
 use common::{Agent, Fleet, Mosquitto, Setup, batch, fleet_config, read_all, reading};
 use simpul_fleet::protocol::{Channel, DeviceId, ReadingBatch, SeqRange};
 use simpul_fleet::store::{
-    CommitOutcome, DeviceSummary, Inbound, ProtocolEvent, SqliteStore, Store, StoreError, StoredReading,
+    CommitOutcome, DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProtocolEvent, SqliteStore, Store,
+    StoreError, StoredReading,
 };
+use simpul_fleet::store::{ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig};
 use tokio::sync::Notify;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +161,47 @@ impl Store for FailingStore {
     }
     fn set_consumer_cursor(&self, c: &str, v: u64) -> Result<(), StoreError> {
         self.inner.set_consumer_cursor(c, v)
+    }
+    fn delivery_head(&self) -> Result<u64, StoreError> {
+        self.inner.delivery_head()
+    }
+    fn devices(&self) -> Result<Vec<DeviceOverview>, StoreError> {
+        self.inner.devices()
+    }
+    fn device_health(&self, d: &DeviceId, since_ms: i64, limit: usize) -> Result<Vec<HealthPoint>, StoreError> {
+        self.inner.device_health(d, since_ms, limit)
+    }
+    fn device_events(&self, d: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
+        self.inner.device_events(d, limit)
+    }
+    fn prune_health(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.prune_health(before_ms)
+    }
+    fn set_device_config(&self, d: &DeviceId, toml: &str, c: &ConfigChange) -> Result<ConfigVersion, StoreError> {
+        self.inner.set_device_config(d, toml, c)
+    }
+    fn set_group_defaults(&self, g: &str, toml: &str, c: &ConfigChange) -> Result<Vec<ConfigVersion>, StoreError> {
+        self.inner.set_group_defaults(g, toml, c)
+    }
+    fn set_device_group(
+        &self,
+        d: &DeviceId,
+        g: Option<&str>,
+        c: &ConfigChange,
+    ) -> Result<Result<ConfigVersion, ConfigRefused>, StoreError> {
+        self.inner.set_device_group(d, g, c)
+    }
+    fn device_config(&self, d: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {
+        self.inner.device_config(d)
+    }
+    fn config_history(&self, d: &DeviceId, limit: usize) -> Result<Vec<ConfigVersion>, StoreError> {
+        self.inner.config_history(d, limit)
+    }
+    fn config_groups(&self) -> Result<Vec<ConfigGroup>, StoreError> {
+        self.inner.config_groups()
+    }
+    fn latest_desired(&self, d: Option<&DeviceId>) -> Result<Vec<ConfigVersion>, StoreError> {
+        self.inner.latest_desired(d)
     }
 }
 

@@ -18,6 +18,8 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct Fleet {
     pub api: SocketAddr,
+    /// A `viewer` API token, as the central platform has (made with `tokens create --offline`).
+    pub token: String,
     config: PathBuf,
     child: ChildGuard,
 }
@@ -43,9 +45,10 @@ impl Fleet {
             dir.join("fleet.db").display()
         );
         std::fs::write(&config, text)?;
+        let token = platform_token(&config)?;
         let child = spawn("simpul-fleet", &config, &dir.join("fleet.log"))?;
         wait_until_accepting(api, PATIENCE).await?;
-        Ok(Fleet { api, config, child })
+        Ok(Fleet { api, token, config, child })
     }
 
     /// SIGKILL.
@@ -60,6 +63,19 @@ impl Fleet {
         self.child = spawn("simpul-fleet", &self.config, &dir.join("fleet.log"))?;
         wait_until_accepting(self.api, PATIENCE).await
     }
+}
+
+/// A viewer token for the platform, written into the fleet's database before it starts.
+fn platform_token(config: &Path) -> std::io::Result<String> {
+    let out = Command::new(workspace_bin("simpul-fleet"))
+        .arg("--config")
+        .arg(config)
+        .args(["tokens", "create", "--offline", "--name", "platform", "--role", "viewer"])
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!("tokens create: {}", String::from_utf8_lossy(&out.stderr))));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Which broker carries the readings.
@@ -235,6 +251,7 @@ fn spawn(bin: &str, config: &Path, log: &Path) -> std::io::Result<ChildGuard> {
 #[derive(Debug)]
 pub struct Consumer {
     api: SocketAddr,
+    token: String,
     http: reqwest::Client,
     cursor: Option<String>,
     seen: BTreeMap<(String, u64), u32>,
@@ -242,8 +259,17 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(api: SocketAddr) -> Consumer {
-        Consumer { api, http: reqwest::Client::new(), cursor: None, seen: BTreeMap::new(), last: BTreeMap::new() }
+    /// A consumer of `fleet`'s API with its platform token.
+    pub fn new(fleet: &Fleet) -> Consumer {
+        let (api, token) = (fleet.api, fleet.token.clone());
+        Consumer {
+            api,
+            token,
+            http: reqwest::Client::new(),
+            cursor: None,
+            seen: BTreeMap::new(),
+            last: BTreeMap::new(),
+        }
     }
 
     /// One page; how many readings it held. A fleet that is down is zero, not an error.
@@ -252,7 +278,7 @@ impl Consumer {
         if let Some(c) = &self.cursor {
             url.push_str(&format!("&after={c}"));
         }
-        let Ok(resp) = self.http.get(&url).send().await else { return 0 };
+        let Ok(resp) = self.http.get(&url).bearer_auth(&self.token).send().await else { return 0 };
         let Ok(page) = resp.json::<serde_json::Value>().await else { return 0 };
         let readings = page["readings"].as_array().cloned().unwrap_or_default();
         for r in &readings {
@@ -277,7 +303,7 @@ impl Consumer {
     /// A device's record from `GET /api/v1/devices/{d}`.
     pub async fn device(&self, device: &str) -> Option<serde_json::Value> {
         let url = format!("http://{}/api/v1/devices/{device}", self.api);
-        self.http.get(&url).send().await.ok()?.json().await.ok()
+        self.http.get(&url).bearer_auth(&self.token).send().await.ok()?.json().await.ok()
     }
 
     /// Distinct readings of `device` seen so far.

@@ -27,7 +27,7 @@ impl System {
         let dir = tempfile::tempdir().expect("tempdir");
         let Stack { mosquitto, broker, fleet } = Stack::start(dir.path(), kind).await.expect("broker and fleet");
         let link = LinkProxy::start(broker).await.expect("proxy");
-        let consumer = Consumer::new(fleet.api);
+        let consumer = Consumer::new(&fleet);
         System { dir, mosquitto, link, fleet, consumer }
     }
 

@@ -74,7 +74,7 @@ fn held_seqs(path: &std::path::Path) -> BTreeSet<u64> {
 async fn three_days_offline(kind: BrokerKind) {
     let dir = tempfile::tempdir().expect("tempdir");
     let stack = Stack::start(dir.path(), kind).await.expect("broker and fleet");
-    let mut consumer = Consumer::new(stack.fleet.api);
+    let mut consumer = Consumer::new(&stack.fleet);
 
     let device = "kel-offline";
     let agent_dir = Agent::dir_for(dir.path(), device);
@@ -122,7 +122,7 @@ impl Clock for BootClock {
 async fn boots_in_1970(kind: BrokerKind) {
     let dir = tempfile::tempdir().expect("tempdir");
     let stack = Stack::start(dir.path(), kind).await.expect("broker and fleet");
-    let mut consumer = Consumer::new(stack.fleet.api);
+    let mut consumer = Consumer::new(&stack.fleet);
     let device = "kel-1970";
 
     let text = format!(

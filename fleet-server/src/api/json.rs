@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::store::StoredReading;
 
 /// One reading on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReadingJson<'a> {
     /// The delivery cursor of this reading (opaque: pass it back as `after`).
     pub cursor: String,

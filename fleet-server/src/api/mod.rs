@@ -1,16 +1,25 @@
-//! The platform API (axum). Every route is in [`router`], so an auth layer added later
-//! covers them all. Reference: docs/ref/platform-api.md.
+//! The platform API (axum). Every route is in [`router`], under one auth layer
+//! (crate::auth::layer, docs/design/auth.md), and documented in [`openapi::ApiDoc`]. Reference: docs/ref/platform-api.md.
 
+mod config;
 mod devices;
+mod events;
+mod fleet_devices;
+mod health;
 pub mod json;
+mod login;
+mod metrics;
+pub mod openapi;
 mod readings;
+mod tokens;
+mod users;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post, put};
 
 use crate::store::{Store, StoreError};
 
@@ -20,6 +29,14 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// The largest `limit` honoured.
     pub max_limit: usize,
+    /// Operators' users, tokens and sessions (docs/design/auth.md).
+    pub auth: crate::auth::AuthState,
+    /// The online rule and alert thresholds (docs/design/fleet-health.md).
+    pub health: Arc<crate::health::HealthSettings>,
+    /// The fleet's metrics, served on `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Publishes desired configs after a change (docs/design/fleet-config-distribution.md).
+    pub desired: crate::config_publisher::ConfigPublisher,
 }
 
 /// The API's routes.
@@ -27,6 +44,24 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/readings", get(readings::list))
         .route("/api/v1/devices/{device}", get(devices::show))
+        .route("/api/v1/devices", get(fleet_devices::list))
+        .route("/api/v1/devices/{device}/health", get(health::history))
+        .route("/api/v1/devices/{device}/events", get(events::list))
+        .route("/metrics", get(metrics::serve))
+        .route("/api/v1/login", post(login::login))
+        .route("/api/v1/logout", post(login::logout))
+        .route("/api/v1/users", get(users::list).post(users::add))
+        .route("/api/v1/users/{name}", delete(users::remove))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/api/v1/devices/{device}/config", get(config::show).put(config::set))
+        .route("/api/v1/devices/{device}/config/history", get(config::history))
+        .route("/api/v1/devices/{device}/group", put(config::set_group))
+        .route("/api/v1/groups", get(config::groups))
+        .route("/api/v1/groups/{group}", put(config::set_group_defaults))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        // Last: the auth layer covers every route above it, under /api/v1 (auth/layer.rs).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::layer::require))
         .with_state(state)
 }
 

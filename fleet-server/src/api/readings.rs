@@ -32,6 +32,18 @@ pub struct Params {
     format: Option<String>,
 }
 
+/// Deliverable readings in cursor order (docs/ref/platform-api.md).
+#[utoipa::path(get, path = "/api/v1/readings", tag = "readings",
+    params(
+        ("after" = Option<String>, Query, description = "A cursor from an earlier response: readings after it"),
+        ("limit" = Option<usize>, Query, description = "At most this many (default 1000, capped at `api.max_limit`)"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `ndjson`"),
+    ),
+    responses(
+        (status = 200, description = "A page; NDJSON: one reading a line, then `{\"next\": CURSOR}`",
+            body = super::openapi::ReadingsPage, headers(("simpul-next-cursor" = String, description = "The next cursor"))),
+        (status = 400, description = "A bad cursor or format", body = super::openapi::ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,

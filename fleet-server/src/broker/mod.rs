@@ -147,13 +147,37 @@ impl BrokerHandle {
 
     /// Connections and sessions now.
     pub fn counts(&self) -> BrokerCounts {
-        let n = |c: isize| usize::try_from(c).unwrap_or(0);
-        BrokerCounts { connections: n(self.scx.connections.count()), sessions: n(self.scx.sessions.count()) }
+        self.counts_view().counts()
+    }
+
+    /// A handle that reads [`BrokerHandle::counts`] from elsewhere (the metrics).
+    pub fn counts_view(&self) -> CountsView {
+        CountsView { scx: self.scx.clone() }
     }
 
     /// Waits until the broker has stopped: listener closed, every client told to disconnect.
     pub async fn stopped(self) {
         let _ = self.task.await;
+    }
+}
+
+/// Reads a running broker's [`BrokerCounts`]; cheap to clone.
+#[derive(Clone)]
+pub struct CountsView {
+    scx: ServerContext,
+}
+
+impl std::fmt::Debug for CountsView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountsView").finish_non_exhaustive()
+    }
+}
+
+impl CountsView {
+    /// Connections and sessions now.
+    pub fn counts(&self) -> BrokerCounts {
+        let n = |c: isize| usize::try_from(c).unwrap_or(0);
+        BrokerCounts { connections: n(self.scx.connections.count()), sessions: n(self.scx.sessions.count()) }
     }
 }
 

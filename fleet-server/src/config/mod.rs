@@ -5,6 +5,7 @@
 //! listed in docs/ref/fleet-config.md.
 
 mod error;
+mod health;
 mod load;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
+pub use health::{AlertsConfig, HealthConfig};
 pub use load::{load, load_str};
 
 /// The commented default configuration, printed by `simpul-fleet print-default-config`.
@@ -32,10 +34,19 @@ pub struct FleetConfig {
     pub store: StoreConfig,
     #[serde(default)]
     pub api: ApiConfig,
+    /// `[auth]`: operators' sessions (docs/design/auth.md).
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
     #[serde(default)]
     pub webhook: WebhookConfig,
     #[serde(default)]
     pub time: TimeConfig,
+    /// `[health]`: when a device counts as online.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// `[alerts]`: the device list's thresholds.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
     #[serde(default)]
     pub log: LogConfig,
 }
@@ -85,6 +96,10 @@ pub struct StoreConfig {
     /// Most messages in one commit. Default 500.
     #[serde(default = "defaults::commit_max_messages")]
     pub commit_max_messages: usize,
+    /// How long heartbeat history is kept (the latest heartbeat of each device is kept
+    /// always). Default 30d.
+    #[serde(default = "defaults::health_retention", with = "humantime_serde")]
+    pub health_retention: Duration,
 }
 
 impl Default for StoreConfig {
@@ -93,6 +108,7 @@ impl Default for StoreConfig {
             path: defaults::store_path(),
             commit_interval: defaults::commit_interval(),
             commit_max_messages: defaults::commit_max_messages(),
+            health_retention: defaults::health_retention(),
         }
     }
 }
@@ -208,6 +224,9 @@ mod defaults {
     }
     pub fn commit_max_messages() -> usize {
         500
+    }
+    pub fn health_retention() -> Duration {
+        Duration::from_secs(30 * 24 * 3600)
     }
     pub fn api_listen() -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))

@@ -2,7 +2,7 @@
 //! not decode as a [`Inbound::Malformed`] so it is counted and recorded.
 
 use rumqttc::Publish;
-use simpul_protocol::control::{Event, Status};
+use simpul_protocol::control::{Event, Heartbeat, ReportedConfig, Status};
 use simpul_protocol::{Channel, ControlMessage, ReadingBatch, Topic};
 
 use crate::store::Inbound;
@@ -36,13 +36,51 @@ pub fn decode(publish: &Publish) -> Decoded {
             Ok(Event::ClockSynced { boot_id, offset_ms, .. }) => {
                 Decoded::Commit(Inbound::ClockSynced { device, boot_id, offset_ms })
             }
-            Ok(other) => Decoded::Ignore(format!("event not used by ingest: {other:?}")),
+            Ok(event) => Decoded::Commit(Inbound::Event { device, event }),
             Err(e) => malformed("events", e.to_string()),
         },
         Channel::Status => match Status::from_json(&publish.payload) {
             Ok(s) => Decoded::Commit(Inbound::Status { device, online: s.online }),
             Err(e) => malformed("status", e.to_string()),
         },
+        Channel::Heartbeat => match Heartbeat::from_json(&publish.payload) {
+            Ok(hb) => Decoded::Commit(Inbound::Heartbeat { device, heartbeat: Box::new(hb) }),
+            Err(e) => malformed("heartbeat", e.to_string()),
+        },
+        Channel::ConfigReported => match ReportedConfig::from_json(&publish.payload) {
+            Ok(report) => Decoded::Commit(Inbound::ConfigReported { device, report }),
+            Err(e) => malformed("config/reported", e.to_string()),
+        },
         other => Decoded::Ignore(format!("channel {other:?} is not ingested")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::QoS;
+
+    use super::*;
+
+    fn publish(channel: &str, payload: &[u8]) -> Publish {
+        Publish::new(format!("simpul/v1/dev/kel-a/{channel}"), QoS::AtMostOnce, payload.to_vec())
+    }
+
+    #[test]
+    fn a_heartbeat_decodes_and_a_broken_one_is_malformed() {
+        let ok = decode(&publish("heartbeat", br#"{"version":"1.0.0","uptime_s":5,"buffer_depth":3}"#));
+        assert!(
+            matches!(ok, Decoded::Commit(Inbound::Heartbeat { ref heartbeat, .. }) if heartbeat.buffer_depth == Some(3)),
+            "{ok:?}"
+        );
+        let bad = decode(&publish("heartbeat", b"{\"uptime_s\":\"soon\"}"));
+        assert!(matches!(bad, Decoded::Commit(Inbound::Malformed { channel: "heartbeat", .. })), "{bad:?}");
+    }
+
+    #[test]
+    fn events_other_than_clock_synced_are_committed_as_events() {
+        let ev = decode(&publish("events", br#"{"event":"sensor_connected","sensor":"river"}"#));
+        assert!(matches!(ev, Decoded::Commit(Inbound::Event { event: Event::SensorConnected { .. }, .. })), "{ev:?}");
+        let unknown = decode(&publish("events", br#"{"event":"from_the_future","x":1}"#));
+        assert!(matches!(unknown, Decoded::Commit(Inbound::Event { event: Event::Unknown, .. })), "{unknown:?}");
     }
 }

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::FleetConfig;
+use crate::metrics::Metrics;
 use crate::store::{self, CommitOutcome, Inbound, Store};
 
 pub use decode::{Decoded, decode};
@@ -40,6 +41,9 @@ pub enum IngestError {
     BadBroker(String),
 }
 
+/// How often heartbeat history past `store.health_retention` is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 /// A received message waiting for its commit.
 struct Pending {
     publish: Publish,
@@ -53,6 +57,7 @@ pub fn spawn(
     config: &FleetConfig,
     store: Arc<dyn Store>,
     delivered: Arc<Notify>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<CancellationToken, IngestError> {
@@ -76,6 +81,8 @@ pub fn spawn(
         interval: config.store.commit_interval,
         max_messages: config.store.commit_max_messages,
         hold: config.time.hold_unsynced,
+        metrics,
+        health_retention: config.store.health_retention,
     };
     tracker.spawn(committer.run(rx, shutdown, loop_done));
     Ok(ready)
@@ -89,6 +96,8 @@ struct Committer {
     interval: Duration,
     max_messages: usize,
     hold: Duration,
+    metrics: Arc<Metrics>,
+    health_retention: Duration,
 }
 
 impl Committer {
@@ -96,10 +105,18 @@ impl Committer {
         let mut release =
             tokio::time::interval((self.hold / 10).clamp(Duration::from_millis(100), Duration::from_secs(10)));
         release.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = release.tick() => { self.release_held().await; continue }
+                _ = release.tick() => {
+                    self.release_held().await;
+                    if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                        pruned_at = Some(tokio::time::Instant::now());
+                        self.prune_health().await;
+                    }
+                    continue
+                }
                 m = rx.recv() => match m { Some(m) => m, None => break },
             };
             let mut batch = Vec::new();
@@ -158,6 +175,11 @@ impl Committer {
             }
         };
         let commit_ms = started.elapsed().as_millis();
+        self.metrics.commits.inc();
+        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.readings_stored.inc_by(outcome.stored);
+        let heartbeats = items.iter().filter(|i| matches!(i, Inbound::Heartbeat { .. })).count();
+        self.metrics.heartbeats.inc_by(heartbeats as u64);
         self.after_commit(&outcome, &batch).await;
         tracing::debug!(commit_ms, acked_ms = started.elapsed().as_millis(), "commit and acks");
         true
@@ -187,6 +209,17 @@ impl Committer {
     async fn puback(&self, publish: &Publish) {
         if let Err(e) = self.client.ack(publish).await {
             tracing::warn!(topic = %publish.topic, error = %e, "cannot ack to the broker; it will redeliver");
+        }
+    }
+
+    /// Deletes heartbeat history older than `store.health_retention`.
+    async fn prune_health(&self) {
+        let keep = i64::try_from(self.health_retention.as_millis()).unwrap_or(i64::MAX);
+        let before = now_ms().saturating_sub(keep);
+        match store::blocking(&self.store, move |s| s.prune_health(before)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(heartbeats = n, "heartbeat history past its retention pruned"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune heartbeat history"),
         }
     }
 

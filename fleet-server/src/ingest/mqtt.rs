@@ -21,10 +21,10 @@ pub fn parse_broker(s: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
-/// The topic filters ingest subscribes to: readings, events and status of every device,
+/// The topic filters ingest subscribes to: readings, events, status, heartbeats and config reports of every device,
 /// as a shared subscription when a group is configured.
 pub fn filters(config: &MqttConfig) -> Vec<String> {
-    [Channel::Readings, Channel::Events, Channel::Status]
+    [Channel::Readings, Channel::Events, Channel::Status, Channel::Heartbeat, Channel::ConfigReported]
         .into_iter()
         .map(|c| {
             let f = Topic::all_devices(c);

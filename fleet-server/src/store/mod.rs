@@ -16,10 +16,15 @@
 //!   if its time is known, else when its boot's clock offset arrives or its hold times out.
 //!   Delivery ids increase in commit order, so a reader paging by cursor never misses one.
 
+pub mod config;
+mod health;
 pub mod sqlite;
 
+use simpul_protocol::control::{Event, Heartbeat};
 use simpul_protocol::{BootId, DeviceId, ReadingBatch};
 
+pub use config::{ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig, ReportedState};
+pub use health::{DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, event_kind};
 pub use sqlite::SqliteStore;
 
 /// One inbound MQTT message, decoded, ready to be committed.
@@ -32,6 +37,12 @@ pub enum Inbound {
     ClockSynced { device: DeviceId, boot_id: BootId, offset_ms: i64 },
     /// The device said it is online or offline (its status or last will).
     Status { device: DeviceId, online: bool },
+    /// The device's heartbeat: its latest health, kept with its history.
+    Heartbeat { device: DeviceId, heartbeat: Box<Heartbeat> },
+    /// An event the device reported (other than a clock sync): recorded for people.
+    Event { device: DeviceId, event: Event },
+    /// What the device did with its desired config (docs/design/fleet-config-distribution.md).
+    ConfigReported { device: DeviceId, report: simpul_protocol::control::ReportedConfig },
     /// A payload that did not decode: recorded as a protocol event.
     Malformed { device: DeviceId, channel: &'static str, error: String, bytes: usize },
 }
@@ -68,7 +79,7 @@ pub struct StoredReading {
 }
 
 /// What the fleet knows of one device.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DeviceSummary {
     pub device: String,
     /// Every seq up to this is stored or dropped.
@@ -152,6 +163,58 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Persists a named consumer's cursor.
     fn set_consumer_cursor(&self, consumer: &str, cursor: u64) -> Result<(), StoreError>;
+
+    /// The highest delivery cursor given so far (0 before the first).
+    fn delivery_head(&self) -> Result<u64, StoreError>;
+
+    /// Every device the fleet heard from, by name, with its latest health.
+    fn devices(&self) -> Result<Vec<DeviceOverview>, StoreError>;
+
+    /// Up to `limit` heartbeats of `device` received at or after `since_ms`, newest first.
+    fn device_health(&self, device: &DeviceId, since_ms: i64, limit: usize) -> Result<Vec<HealthPoint>, StoreError>;
+
+    /// Up to `limit` events `device` reported, newest first.
+    fn device_events(&self, device: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError>;
+
+    /// Deletes heartbeat history received before `before_ms`; returns how many.
+    fn prune_health(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// Sets `device`'s own config override (TOML, syntax already checked) and writes its
+    /// next desired version (docs/design/fleet-config-distribution.md).
+    fn set_device_config(
+        &self,
+        device: &DeviceId,
+        toml: &str,
+        change: &ConfigChange,
+    ) -> Result<ConfigVersion, StoreError>;
+
+    /// Creates or replaces a group's defaults and writes the next version of each member.
+    fn set_group_defaults(
+        &self,
+        group: &str,
+        toml: &str,
+        change: &ConfigChange,
+    ) -> Result<Vec<ConfigVersion>, StoreError>;
+
+    /// Puts `device` in `group` (`None`: in no group) and writes its next version.
+    fn set_device_group(
+        &self,
+        device: &DeviceId,
+        group: Option<&str>,
+        change: &ConfigChange,
+    ) -> Result<Result<ConfigVersion, ConfigRefused>, StoreError>;
+
+    /// `device`'s group, override, latest desired version and reported state.
+    fn device_config(&self, device: &DeviceId) -> Result<Option<DeviceConfig>, StoreError>;
+
+    /// Up to `limit` desired versions of `device`, newest first.
+    fn config_history(&self, device: &DeviceId, limit: usize) -> Result<Vec<ConfigVersion>, StoreError>;
+
+    /// Every config group with its devices.
+    fn config_groups(&self) -> Result<Vec<ConfigGroup>, StoreError>;
+
+    /// The latest desired version of `device`, or of every device that has one (`None`).
+    fn latest_desired(&self, device: Option<&DeviceId>) -> Result<Vec<ConfigVersion>, StoreError>;
 }
 
 /// Runs a blocking store call on the blocking pool.

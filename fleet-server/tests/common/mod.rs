@@ -34,6 +34,8 @@ pub struct Fleet {
     pub running: Option<simpul_fleet::Running>,
     pub api: String,
     pub shutdown: CancellationToken,
+    /// An `ops` API token (the API needs one since docs/design/auth.md).
+    pub token: String,
 }
 
 impl Fleet {
@@ -45,11 +47,12 @@ impl Fleet {
 
     /// [`Fleet::start`] with a given store.
     pub async fn start_with(config: FleetConfig, store: std::sync::Arc<dyn simpul_fleet::store::Store>) -> Fleet {
+        let token = ops_token(&config.store.path);
         let shutdown = CancellationToken::new();
         let running = simpul_fleet::start_with_store(config, store, shutdown.clone()).await.expect("fleet starts");
         tokio::time::timeout(WAIT, running.ingest_ready.cancelled()).await.expect("fleet subscribed");
         let api = format!("http://{}", running.api_addr);
-        Fleet { running: Some(running), api, shutdown }
+        Fleet { running: Some(running), api, shutdown, token }
     }
 
     /// Stops gracefully and waits.
@@ -60,11 +63,25 @@ impl Fleet {
         }
     }
 
+    /// A GET of `path` with the fleet's ops token.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().get(format!("{}{path}", self.api)).bearer_auth(&self.token)
+    }
+
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        let resp = reqwest::get(format!("{}{path}", self.api)).await.unwrap();
+        let resp = self.get(path).send().await.unwrap();
         assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
         resp.json().await.unwrap()
     }
+}
+
+/// Issues an `ops` API token on the fleet database at `db`, as `simpul-fleet tokens create
+/// --offline` does.
+pub fn ops_token(db: &Path) -> String {
+    let store = simpul_fleet::store::sqlite::SqliteAuthStore::open(db).expect("auth tables open");
+    let now = simpul_fleet::auth::now_ms();
+    let issued = simpul_fleet::auth::ops::create_token(&store, "tests", simpul_fleet::auth::Role::Ops, now);
+    issued.expect("token issued").token
 }
 
 /// A test's world: a broker, a temp dir, the fleet on both.

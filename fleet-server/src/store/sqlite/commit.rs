@@ -71,6 +71,18 @@ pub fn commit(conn: &mut Connection, items: &[Inbound], now_ms: i64) -> Result<C
                 let id = c.device(device)?.id;
                 c.tx.prepare_cached("UPDATE devices SET online = ?2 WHERE id = ?1")?.execute(params![id, online])?;
             }
+            Inbound::Heartbeat { device, heartbeat } => {
+                let id = c.device(device)?.id;
+                super::health::record_heartbeat(&c.tx, id, heartbeat, now_ms)?;
+            }
+            Inbound::Event { device, event } => {
+                let id = c.device(device)?.id;
+                super::health::record_event(&c.tx, id, event, now_ms)?;
+            }
+            Inbound::ConfigReported { device, report } => {
+                let id = c.device(device)?.id;
+                super::config::record_reported(&c.tx, id, report, now_ms)?;
+            }
             Inbound::Malformed { device, channel, error, bytes } => {
                 let id = c.device(device)?.id;
                 c.tx.execute("UPDATE devices SET malformed = malformed + 1 WHERE id = ?1", [id])?;
@@ -268,9 +280,16 @@ impl Commit<'_> {
         for t in &self.devices {
             self.tx
                 .prepare_cached(
-                    "UPDATE devices SET watermark = ?2, stored = stored + ?3, dropped = dropped + ?4 WHERE id = ?1",
+                    "UPDATE devices SET watermark = ?2, stored = stored + ?3, dropped = dropped + ?4,
+                     last_seen_ms = ?5 WHERE id = ?1",
                 )?
-                .execute(params![t.id, to_i64(t.progress.watermark)?, to_i64(t.stored)?, to_i64(t.dropped)?])?;
+                .execute(params![
+                    t.id,
+                    to_i64(t.progress.watermark)?,
+                    to_i64(t.stored)?,
+                    to_i64(t.dropped)?,
+                    self.now_ms
+                ])?;
             if t.progress.above != t.ranges_read {
                 self.tx.prepare_cached("DELETE FROM device_ranges WHERE device_id = ?1")?.execute([t.id])?;
                 for r in &t.progress.above {

@@ -7,8 +7,11 @@
 //!
 //! One connection writes and one reads (WAL lets the API read while ingest writes).
 
+mod auth;
 mod checkpoint;
 mod commit;
+mod config;
+mod health;
 mod read;
 mod schema;
 
@@ -18,7 +21,13 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OpenFlags};
 use simpul_protocol::DeviceId;
 
-use super::{CommitOutcome, DeviceSummary, Inbound, ProtocolEvent, Store, StoreError, StoredReading};
+use super::config::{ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig};
+use super::{
+    CommitOutcome, DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProtocolEvent, Store, StoreError,
+    StoredReading,
+};
+
+pub use auth::SqliteAuthStore;
 
 /// How often the WAL is checkpointed into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -102,6 +111,79 @@ impl Store for SqliteStore {
             rusqlite::params![consumer, to_i64(cursor)?],
         )?;
         Ok(())
+    }
+
+    fn delivery_head(&self) -> Result<u64, StoreError> {
+        let last: i64 =
+            self.reader().query_row("SELECT last_id FROM delivery_counter WHERE one = 1", [], |r| r.get(0))?;
+        to_u64(last)
+    }
+
+    fn devices(&self) -> Result<Vec<DeviceOverview>, StoreError> {
+        health::devices(&self.reader())
+    }
+
+    fn device_health(&self, device: &DeviceId, since_ms: i64, limit: usize) -> Result<Vec<HealthPoint>, StoreError> {
+        health::device_health(&self.reader(), device, since_ms, limit)
+    }
+
+    fn device_events(&self, device: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
+        health::device_events(&self.reader(), device, limit)
+    }
+
+    fn prune_health(&self, before_ms: i64) -> Result<u64, StoreError> {
+        // In chunks, taking the writer for each, so ingest commits go on in between.
+        let mut total = 0;
+        loop {
+            let n = health::prune_chunk(&self.writer(), before_ms)?;
+            total += n;
+            if n < health::PRUNE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn set_device_config(
+        &self,
+        device: &DeviceId,
+        toml: &str,
+        change: &ConfigChange,
+    ) -> Result<ConfigVersion, StoreError> {
+        config::set_device_override(&mut self.writer(), device, toml, change)
+    }
+
+    fn set_group_defaults(
+        &self,
+        group: &str,
+        toml: &str,
+        change: &ConfigChange,
+    ) -> Result<Vec<ConfigVersion>, StoreError> {
+        config::set_group_defaults(&mut self.writer(), group, toml, change)
+    }
+
+    fn set_device_group(
+        &self,
+        device: &DeviceId,
+        group: Option<&str>,
+        change: &ConfigChange,
+    ) -> Result<Result<ConfigVersion, ConfigRefused>, StoreError> {
+        config::set_device_group(&mut self.writer(), device, group, change)
+    }
+
+    fn device_config(&self, device: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {
+        config::device_config(&self.reader(), device)
+    }
+
+    fn config_history(&self, device: &DeviceId, limit: usize) -> Result<Vec<ConfigVersion>, StoreError> {
+        config::history(&self.reader(), device, limit)
+    }
+
+    fn config_groups(&self) -> Result<Vec<ConfigGroup>, StoreError> {
+        config::groups(&self.reader())
+    }
+
+    fn latest_desired(&self, device: Option<&DeviceId>) -> Result<Vec<ConfigVersion>, StoreError> {
+        config::latest_desired(&self.reader(), device)
     }
 }
 

@@ -1,0 +1,69 @@
+//! Operators' authentication and roles (docs/design/auth.md).
+//!
+//! - [`role`]: `ops` may change things, `viewer` may only read; the rule by HTTP method.
+//! - [`token`]: the token format `spl_{id}_{secret}` and how secrets are hashed.
+//! - [`password`]: argon2id password hashes (PHC strings).
+//! - [`store`]: the blocking [`AuthStore`] trait (SQLite: `store::sqlite::SqliteAuthStore`).
+//! - [`ops`]: what the API and the offline CLI do with them: add users, issue tokens, log in,
+//!   authenticate a presented token.
+//! - [`layer`]: the axum middleware in front of every `/api/v1` route.
+
+pub mod config;
+pub mod layer;
+pub mod ops;
+pub mod password;
+pub mod role;
+pub mod store;
+pub mod token;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::AuthConfig;
+pub use ops::{Issued, Principal};
+pub use role::Role;
+pub use store::{AuthStore, TokenInfo, TokenRow, User};
+
+use crate::store::StoreError;
+use crate::store::sqlite::SqliteAuthStore;
+
+/// The name of the session cookie the dashboard uses.
+pub const SESSION_COOKIE: &str = "simpul_session";
+
+/// What the API's auth layer and handlers share.
+#[derive(Clone, Debug)]
+pub struct AuthState {
+    pub store: Arc<dyn AuthStore>,
+    /// How long a login session lasts.
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure`.
+    pub cookie_secure: bool,
+}
+
+impl AuthState {
+    /// Opens the operators' tables in the fleet database at `path`.
+    pub async fn open(path: &Path, config: &AuthConfig) -> Result<AuthState, StoreError> {
+        let path = path.to_owned();
+        let store = tokio::task::spawn_blocking(move || SqliteAuthStore::open(&path))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        Ok(AuthState { store: Arc::new(store), session_ttl: config.session_ttl, cookie_secure: config.cookie_secure })
+    }
+}
+
+/// Runs a blocking auth call (argon2, the database) on the blocking pool.
+pub async fn blocking<T, F>(store: &Arc<dyn AuthStore>, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn AuthStore) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// The wall clock in ms since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,211 @@
+//! Publishes each device's latest desired config, retained, QoS 1, on
+//! `simpul/v1/dev/{d}/config/desired` (docs/design/fleet-config-distribution.md).
+//!
+//! - After a change commits, the API names the devices it gave a new version
+//!   ([`ConfigPublisher::changed`]); the publisher reads each one's latest version from the
+//!   store and publishes it.
+//! - On every connection to the broker (so at start, and after a broker restart) it
+//!   republishes the latest version of every device: the embedded broker keeps retained
+//!   messages in memory only.
+//!
+//! One task does every read-and-publish, in order, over one MQTT connection, and reads the
+//! version at publish time rather than when the change was announced: a republish of all
+//! devices racing a change can never leave an older version retained after a newer one.
+//! Requests are coalesced (a set of devices and an "all" flag), so memory stays bounded by
+//! the number of devices however fast changes come.
+//!
+//! The publisher has its own small MQTT client (client id `{mqtt.client_id}-config`,
+//! username `mqtt.client_id`, the fleet's identity at the embedded broker's ACL), so it
+//! never waits behind ingest's acks.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use simpul_protocol::control::DesiredConfig;
+use simpul_protocol::{Channel, ControlMessage, DeviceId, Topic};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::FleetConfig;
+use crate::ingest::{IngestError, parse_broker};
+use crate::store::{self, ConfigVersion, Store, StoreError};
+
+/// The largest desired-config packet sent (an agent config is a few KiB).
+const MAX_PACKET: usize = 1 << 20;
+
+/// What waits to be published.
+#[derive(Debug, Default)]
+struct Queue {
+    all: bool,
+    devices: BTreeSet<DeviceId>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+impl Shared {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A handle to the publisher: tell it which devices have a new desired version.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigPublisher {
+    shared: Arc<Shared>,
+}
+
+impl ConfigPublisher {
+    /// These devices have a new desired version (already committed): publish their latest.
+    pub fn changed(&self, devices: impl IntoIterator<Item = DeviceId>) {
+        self.shared.queue().devices.extend(devices);
+        self.shared.wake.notify_one();
+    }
+
+    /// Publish the latest desired version of every device.
+    pub fn republish_all(&self) {
+        self.shared.queue().all = true;
+        self.shared.wake.notify_one();
+    }
+
+    fn take(&self) -> Queue {
+        std::mem::take(&mut *self.shared.queue())
+    }
+
+    fn put_back(&self, q: Queue) {
+        let mut queue = self.shared.queue();
+        queue.all |= q.all;
+        queue.devices.extend(q.devices);
+    }
+}
+
+/// Starts the publisher's MQTT client and task on `tracker`.
+pub fn spawn(
+    config: &FleetConfig,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<ConfigPublisher, IngestError> {
+    let broker = config.mqtt.broker.as_deref().ok_or(IngestError::NoBroker)?;
+    let (host, port) = parse_broker(broker).ok_or_else(|| IngestError::BadBroker(broker.to_owned()))?;
+    let mut opts = MqttOptions::new(format!("{}-config", config.mqtt.client_id), host, port);
+    opts.set_keep_alive(config.mqtt.keep_alive)
+        .set_clean_session(true)
+        .set_credentials(config.mqtt.client_id.clone(), "")
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    let (client, eventloop) = AsyncClient::new(opts, 1024);
+    let publisher = ConfigPublisher::default();
+    let loop_done = CancellationToken::new();
+    tracker.spawn(poll(eventloop, publisher.clone(), shutdown.clone(), loop_done.clone()));
+    tracker.spawn(run(client, store, publisher.clone(), shutdown, loop_done));
+    Ok(publisher)
+}
+
+/// Drives the connection; every connection acknowledged asks for a republish of all.
+async fn poll(
+    mut eventloop: EventLoop,
+    publisher: ConfigPublisher,
+    shutdown: CancellationToken,
+    done: CancellationToken,
+) {
+    let _done = done.drop_guard();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                tracing::debug!("config publisher connected; republishing every desired config");
+                delay = Duration::from_millis(100);
+                publisher.republish_all();
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+            Ok(_) => {}
+            Err(e) => {
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                tracing::warn!(error = %e, retry_in = ?delay, "config publisher: broker connection lost");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Takes what is queued, reads the latest versions and publishes them, until shutdown.
+async fn run(
+    client: AsyncClient,
+    store: Arc<dyn Store>,
+    publisher: ConfigPublisher,
+    shutdown: CancellationToken,
+    loop_done: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = publisher.shared.wake.notified() => {}
+        }
+        let work = publisher.take();
+        match latest(&store, &work).await {
+            Ok(versions) => {
+                delay = Duration::from_millis(100);
+                for v in &versions {
+                    publish(&client, v).await;
+                }
+                if !versions.is_empty() {
+                    tracing::debug!(devices = versions.len(), "desired configs published");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot read desired configs to publish");
+                publisher.put_back(work);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => publisher.shared.wake.notify_one(),
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    if let Err(e) = client.disconnect().await {
+        tracing::debug!(error = %e, "config publisher disconnect");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), loop_done.cancelled()).await;
+}
+
+/// The latest version of each device in `work`.
+async fn latest(store: &Arc<dyn Store>, work: &Queue) -> Result<Vec<ConfigVersion>, StoreError> {
+    if work.all {
+        return store::blocking(store, |s| s.latest_desired(None)).await;
+    }
+    let devices: Vec<DeviceId> = work.devices.iter().cloned().collect();
+    store::blocking(store, move |s| {
+        let mut out = Vec::with_capacity(devices.len());
+        for d in &devices {
+            out.extend(s.latest_desired(Some(d))?);
+        }
+        Ok(out)
+    })
+    .await
+}
+
+async fn publish(client: &AsyncClient, v: &ConfigVersion) {
+    let topic = Topic::new(v.device.clone(), Channel::ConfigDesired).name();
+    match (DesiredConfig { version: v.version, toml: v.toml.clone() }).to_json() {
+        Ok(json) => {
+            if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, json).await {
+                tracing::warn!(device = %v.device, error = %e, "cannot publish the desired config");
+            }
+        }
+        Err(e) => tracing::error!(device = %v.device, error = %e, "cannot encode the desired config"),
+    }
+}

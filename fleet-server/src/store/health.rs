@@ -1,0 +1,128 @@
+//! What the store keeps of device health: the latest heartbeat per device (with the
+//! fields the device list shows pulled out), the heartbeat history, and device events.
+//! docs/design/fleet-health.md says how they are used.
+
+use serde::Serialize;
+use simpul_protocol::control::{Event, Heartbeat, SensorState};
+
+/// One device in the fleet's device list: what it last said about itself.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceOverview {
+    pub device: String,
+    /// The last status it published (its last will says `false`), if any.
+    pub status_online: Option<bool>,
+    /// When the fleet last received anything from it (fleet clock, ms since the epoch).
+    pub last_seen_ms: Option<i64>,
+    /// Its latest heartbeat, if it ever sent one.
+    pub health: Option<HealthSummary>,
+}
+
+/// The fields of a device's latest heartbeat that the device list and the alerts use.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct HealthSummary {
+    /// When the fleet received the heartbeat (fleet clock, ms since the epoch).
+    pub received_at_ms: i64,
+    /// The agent's version.
+    pub version: String,
+    /// The desired-config version the agent runs.
+    pub config_version: Option<u64>,
+    /// Readings in the agent's buffer not yet acknowledged.
+    pub buffer_depth: Option<u64>,
+    /// Age in seconds of the oldest reading not yet acknowledged.
+    pub oldest_unsent_age_s: Option<u64>,
+    /// SoC temperature, degrees Celsius.
+    pub soc_temp_c: Option<f64>,
+    /// Any of the Pi's throttle flags set now (under-voltage, frequency capped, throttled,
+    /// soft temperature limit); absent when the box cannot tell.
+    pub throttled: Option<bool>,
+    /// Sensors configured.
+    pub sensors: u32,
+    /// Sensors whose state is `failing` or `disconnected`.
+    pub sensors_failing: u32,
+}
+
+impl HealthSummary {
+    /// The summary of `heartbeat`, received at `received_at_ms`.
+    pub fn of(heartbeat: &Heartbeat, received_at_ms: i64) -> HealthSummary {
+        let failing = heartbeat
+            .sensors
+            .values()
+            .filter(|s| matches!(s.state, SensorState::Failing | SensorState::Disconnected))
+            .count();
+        let throttled = heartbeat
+            .system
+            .throttled
+            .map(|t| t.under_voltage_now || t.freq_capped_now || t.throttled_now || t.soft_temp_limit_now);
+        HealthSummary {
+            received_at_ms,
+            version: heartbeat.version.clone(),
+            config_version: heartbeat.config_version,
+            buffer_depth: heartbeat.buffer_depth,
+            oldest_unsent_age_s: heartbeat.oldest_unsent_age_s,
+            soc_temp_c: heartbeat.system.soc_temp_c,
+            throttled,
+            sensors: u32::try_from(heartbeat.sensors.len()).unwrap_or(u32::MAX),
+            sensors_failing: u32::try_from(failing).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// One heartbeat of a device's history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HealthPoint {
+    /// When the fleet received it (ms since the epoch).
+    pub at_ms: i64,
+    pub heartbeat: Heartbeat,
+}
+
+/// One event a device reported.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceEvent {
+    /// When the fleet received it (ms since the epoch).
+    pub at_ms: i64,
+    /// The event's tag, e.g. `sensor_proposed`.
+    pub kind: String,
+    pub event: Event,
+}
+
+/// An event's tag as its JSON writes it (`{"event": "sensor_proposed", ...}`).
+pub fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::ClockSynced { .. } => "clock_synced",
+        Event::SensorDisconnected { .. } => "sensor_disconnected",
+        Event::SensorConnected { .. } => "sensor_connected",
+        Event::BufferEvicted { .. } => "buffer_evicted",
+        Event::SensorProposed { .. } => "sensor_proposed",
+        Event::ConfigRolledBack { .. } => "config_rolled_back",
+        Event::Unknown => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use simpul_protocol::control::{SensorHealth, Throttled};
+
+    use super::*;
+
+    #[test]
+    fn a_summary_counts_failing_and_disconnected_sensors_and_reads_throttling_now() {
+        let mut hb = Heartbeat { version: "1.2.3".to_owned(), buffer_depth: Some(7), ..Default::default() };
+        for (id, state) in [("a", SensorState::Ok), ("b", SensorState::Failing), ("c", SensorState::Disconnected)] {
+            hb.sensors.insert(id.to_owned(), SensorHealth { state, ..Default::default() });
+        }
+        hb.system.throttled = Some(Throttled::from_raw(1 << 18)); // throttled since boot only
+        let s = HealthSummary::of(&hb, 42);
+        assert_eq!((s.sensors, s.sensors_failing, s.throttled), (3, 2, Some(false)));
+        assert_eq!((s.received_at_ms, s.buffer_depth, s.version.as_str()), (42, Some(7), "1.2.3"));
+        hb.system.throttled = Some(Throttled::from_raw(1));
+        assert_eq!(HealthSummary::of(&hb, 0).throttled, Some(true));
+    }
+
+    #[test]
+    fn event_kinds_match_the_json_tag() {
+        let ev = Event::ConfigRolledBack { version: 3, running: Some(2), reason: "no broker".to_owned() };
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&ev).unwrap_or_default()).unwrap_or(serde_json::Value::Null);
+        assert_eq!(json["event"], event_kind(&ev));
+    }
+}

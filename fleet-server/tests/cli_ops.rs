@@ -1,0 +1,120 @@
+//! The operators' subcommands of the real binary against a fleet started here: tables for
+//! people, JSON for scripts, clear refusals, offline bootstrap on the database.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::{Setup, batch};
+
+/// Runs `simpul-fleet` with `args`, `stdin` fed in.
+fn fleet(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simpul-fleet"))
+        .args(args)
+        .env_remove("SIMPUL_TOKEN")
+        .env_remove("SIMPUL_API")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_list_prints_an_aligned_table_and_json_and_a_viewer_cannot_add_users() {
+    let s = Setup::start(|_| {}).await;
+    let mut agent = s.agent("kel-cli").await;
+    agent.publish(&batch(1..=3)).await;
+    agent.wait_ack(3).await;
+    let api = s.fleet.api.clone();
+    let ops = s.fleet.token.clone();
+
+    // Offline bootstrap: a viewer token written straight into the database.
+    let config = s.dir.path().join("fleet.toml");
+    std::fs::write(&config, format!("[store]\npath = \"{}\"\n", s.dir.path().join("fleet.db").display())).unwrap();
+    let out = fleet(
+        &["--config", config.to_str().unwrap(), "tokens", "create", "--offline", "--name", "p", "--role", "viewer"],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let viewer = text(&out.stdout).trim().to_owned();
+    assert!(viewer.starts_with("spl_") && !viewer.contains('\n'), "{viewer}");
+
+    let run = |args: &[&str], token: &str| fleet(&[args, &["--api", &api, "--token", token]].concat(), "");
+    let out = tokio::task::block_in_place(|| run(&["devices", "list"], &viewer));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("DEVICE") && lines[0].contains("STATE"), "{table}");
+    let row = lines.iter().find(|l| l.starts_with("kel-cli")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(lines[0].find("STATE"), row.find("online").or_else(|| row.find("offline")), "aligned: {table}");
+
+    let out = tokio::task::block_in_place(|| run(&["devices", "list", "--json"], &viewer));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["devices"].as_array().unwrap().iter().any(|d| d["device"] == "kel-cli"), "{json}");
+
+    let out = tokio::task::block_in_place(|| run(&["devices", "show", "kel-cli", "--json"], &viewer));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["watermark"], 3);
+
+    // A viewer cannot add a user: a clear message, a non-zero exit.
+    let out = tokio::task::block_in_place(|| {
+        fleet(
+            &["users", "add", "vera", "--role", "viewer", "--password-stdin", "--api", &api, "--token", &viewer],
+            "a long password\n",
+        )
+    });
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("403") && err.contains("ops"), "{err}");
+    // No token at all: told how to give one.
+    let out = tokio::task::block_in_place(|| fleet(&["users", "list", "--api", &api], ""));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("SIMPUL_TOKEN"), "{}", text(&out.stderr));
+
+    // Ops can; the user is then listed.
+    let out = tokio::task::block_in_place(|| {
+        fleet(
+            &["users", "add", "vera", "--role", "viewer", "--password-stdin", "--api", &api, "--token", &ops],
+            "a long password\n",
+        )
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tokio::task::block_in_place(|| run(&["users", "list"], &ops));
+    assert!(text(&out.stdout).lines().any(|l| l.starts_with("vera") && l.contains("viewer")), "{}", text(&out.stdout));
+
+    // Tokens: created online, listed, revoked.
+    let out =
+        tokio::task::block_in_place(|| run(&["tokens", "create", "--name", "x", "--role", "viewer", "--json"], &ops));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = made["id"].as_str().unwrap().to_owned();
+    let out = tokio::task::block_in_place(|| run(&["tokens", "list"], &ops));
+    assert!(text(&out.stdout).contains(&id));
+    let out = tokio::task::block_in_place(|| run(&["tokens", "revoke", &id], &ops));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tokio::task::block_in_place(|| run(&["devices", "list"], made["token"].as_str().unwrap()));
+    assert_eq!(out.status.code(), Some(1), "a revoked token stops working");
+    s.stop().await;
+}
+
+#[test]
+fn a_bad_role_is_a_usage_error_and_offline_needs_a_good_config() {
+    let out = fleet(&["tokens", "create", "--name", "p", "--role", "admin", "--offline"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleet.toml");
+    std::fs::write(&config, "[store]\npaht = \"x\"\n").unwrap();
+    let out = fleet(
+        &["--config", config.to_str().unwrap(), "users", "add", "a", "--role", "ops", "--offline"],
+        "long enough password\n",
+    );
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+}
