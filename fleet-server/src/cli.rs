@@ -2,6 +2,7 @@
 //! `devices`, `users` and `tokens` over the API (docs/ref/fleet-cli.md).
 
 mod client;
+mod config_cmd;
 mod devices;
 mod offline;
 mod table;
@@ -52,6 +53,12 @@ enum Command {
     /// API tokens (ops only): `list`, `create --name N --role R [--offline]`, `revoke <id>`.
     #[command(subcommand)]
     Tokens(tokens::TokensCmd),
+    /// A device's desired config, over the API: `get`, `set <device> <file>`, `history`.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCmd),
+    /// Config groups, over the API: `list`, `set <group> <file>`, `assign <device> <group>`.
+    #[command(subcommand)]
+    Groups(config_cmd::GroupsCmd),
 }
 
 /// Parses the command line and runs it; the process's exit code.
@@ -64,6 +71,8 @@ pub fn main() -> ExitCode {
         Command::Devices(c) => devices::run(&cli.config, c),
         Command::Users(c) => users::run(&cli.config, c),
         Command::Tokens(c) => tokens::run(&cli.config, c),
+        Command::Config(c) => config_cmd::run_config(&cli.config, c),
+        Command::Groups(c) => config_cmd::run_groups(&cli.config, c),
     }
 }
 

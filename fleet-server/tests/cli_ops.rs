@@ -118,3 +118,52 @@ fn a_bad_role_is_a_usage_error_and_offline_needs_a_good_config() {
     );
     assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_and_groups_commands_set_versions_that_get_and_history_show() {
+    let s = Setup::start(|_| {}).await;
+    let api = s.fleet.api.clone();
+    let ops = s.fleet.token.clone();
+    let run = |args: &[&str], stdin: &str| fleet(&[args, &["--api", &api, "--token", &ops]].concat(), stdin);
+
+    // Group defaults from standard input, then a device override from a file.
+    let out = tokio::task::block_in_place(|| run(&["groups", "set", "cilegon", "-"], "[uplink]\nbatch_max = 300\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tokio::task::block_in_place(|| run(&["groups", "assign", "kel-cfg", "cilegon"], ""));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("kel-cfg"), "the new version is printed: {}", text(&out.stdout));
+    let file = s.dir.path().join("kel-cfg.toml");
+    std::fs::write(&file, "[sensors.sungai]\nkind = \"simulated\"\ninterval = \"5s\"\n").unwrap();
+    let out = tokio::task::block_in_place(|| {
+        run(&["config", "set", "kel-cfg", file.to_str().unwrap(), "--comment", "add the river sensor"], "")
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = tokio::task::block_in_place(|| run(&["config", "get", "kel-cfg"], ""));
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        shown.contains("cilegon") && shown.contains("batch_max = 300") && shown.contains("[sensors.sungai]"),
+        "{shown}"
+    );
+    let out = tokio::task::block_in_place(|| run(&["config", "history", "kel-cfg", "--json"], ""));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versions: Vec<u64> =
+        json["versions"].as_array().unwrap().iter().filter_map(|v| v["version"].as_u64()).collect();
+    assert_eq!(versions, [2, 1], "{json}");
+    assert_eq!(json["versions"][0]["comment"], "add the river sensor");
+
+    let out = tokio::task::block_in_place(|| run(&["groups", "list"], ""));
+    assert!(
+        text(&out.stdout).lines().any(|l| l.starts_with("cilegon") && l.contains("kel-cfg")),
+        "{}",
+        text(&out.stdout)
+    );
+    // A TOML mistake is refused with its line, and a group must be named.
+    std::fs::write(&file, "[sensors.sungai\n").unwrap();
+    let out = tokio::task::block_in_place(|| run(&["config", "set", "kel-cfg", file.to_str().unwrap()], ""));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("line"), "{}", text(&out.stderr));
+    let out = tokio::task::block_in_place(|| run(&["groups", "assign", "kel-cfg"], ""));
+    assert_eq!(out.status.code(), Some(2));
+}
