@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod exit;
 pub mod health;
+pub mod probe;
 pub mod remote_config;
 pub mod run;
 pub mod sample;

@@ -214,6 +214,11 @@ fn status_page_sources(
         port_prefixes: page.port_prefixes.clone(),
         zone: page.timezone,
         stale_after: page.stale_after,
+        probe: crate::status_page::ProbeHook::new(
+            config.probe.clone(),
+            uplink.map(|u| u.messages.clone()),
+            uplink.map(|u| Arc::clone(&u.stats)),
+        ),
     }
 }
 

@@ -100,6 +100,38 @@ async fn the_page_shows_no_secret_from_the_config() {
     agent.await.expect("join").expect("agent ran");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probing_a_port_that_is_not_a_newly_plugged_one_is_refused_and_nothing_is_probed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dev = dir.path().join("dev");
+    std::fs::create_dir_all(&dev).expect("mkdir");
+    std::fs::write(dev.join("ttyUSB0"), b"").expect("configured port");
+    let addr = free_port().expect("port");
+    let text = format!(
+        "[device]\nid = \"kel-probe\"\n[buffer]\npath = \"{}\"\n\
+         [status_page]\nlisten = \"{addr}\"\nports_dir = \"{}\"\n\
+         [sensors.hujan]\nkind = \"ascii\"\nformat = \"number\"\nport = {{ path = \"{}\" }}\n",
+        dir.path().join("buffer.db").display(),
+        dev.display(),
+        dev.join("ttyUSB0").display(),
+    );
+    let config = simpul_agent::config::load_str("agent.toml", &text).expect("config");
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(simpul_agent::run::run(config, shutdown.clone()));
+    wait_until_accepting(addr, Duration::from_secs(20)).await.expect("the page listens");
+
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let configured = dev.join("ttyUSB0").display().to_string();
+    for port in [configured.as_str(), "/etc/passwd", "/dev/ttyUSB7", ""] {
+        let resp = client.post(format!("http://{addr}/probe")).query(&[("port", port)]).send().await.expect("answer");
+        assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND, "{port:?} must not be probed");
+    }
+    let json: serde_json::Value = serde_json::from_str(&get(addr, "/status.json", None).await).expect("json");
+    assert_eq!(json["probes"], serde_json::json!({}), "nothing was probed");
+    shutdown.cancel();
+    agent.await.expect("join").expect("agent ran");
+}
+
 fn collect_secrets(v: &serde_json::Value, under_secret: bool, out: &mut Vec<String>) {
     match v {
         serde_json::Value::Object(m) => {

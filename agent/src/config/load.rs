@@ -120,6 +120,8 @@ struct RawConfig {
     #[serde(default)]
     remote_config: super::RemoteConfigConfig,
     #[serde(default)]
+    probe: super::ProbeConfig,
+    #[serde(default)]
     sensors: BTreeMap<String, Table>,
 }
 
@@ -153,6 +155,7 @@ fn load_texts(texts: &[(PathBuf, String)]) -> Result<AgentConfig, ConfigError> {
         health: raw.health,
         status_page: raw.status_page,
         remote_config: raw.remote_config,
+        probe: raw.probe,
         sensors,
     };
     problems.extend(validate::check(&config, &prov));

@@ -7,6 +7,7 @@
 mod error;
 mod health;
 mod load;
+mod probe;
 mod provenance;
 mod remote_config;
 pub mod sensor;
@@ -24,6 +25,7 @@ use simpul_protocol::DeviceId;
 pub use error::{ConfigError, Problem};
 pub use health::HealthConfig;
 pub use load::{ConfigSource, drop_in_dir, load, load_str, load_with_drop_in};
+pub use probe::ProbeConfig;
 pub use remote_config::RemoteConfigConfig;
 pub use sensor::SensorConfig;
 pub use status_page::StatusPageConfig;
@@ -44,6 +46,7 @@ pub struct AgentConfig {
     pub status_page: StatusPageConfig,
     pub health: HealthConfig,
     pub remote_config: RemoteConfigConfig,
+    pub probe: ProbeConfig,
     /// Sensors by id (the key of `[sensors.<id>]`).
     pub sensors: BTreeMap<String, SensorConfig>,
 }

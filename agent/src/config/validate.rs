@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::error::{self, Problem};
 use super::provenance::{KeyPath, Provenance};
 use super::sensor::{AsciiFormat, ModbusSensorConfig, SensorConfig, SerialPortConfig, ValueMapping};
-use super::{AgentConfig, UplinkConfig};
+use super::{AgentConfig, ProbeConfig, UplinkConfig};
 
 /// Every problem found; empty when the config is good.
 pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
@@ -30,6 +30,7 @@ pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
     v.ensure(hb >= Duration::from_secs(1), &root.key("health").key("heartbeat_interval"), "must be at least 1s");
     let rb = c.remote_config.rollback_after;
     v.ensure(rb >= Duration::from_secs(1), &root.key("remote_config").key("rollback_after"), "must be at least 1s");
+    v.probe(&c.probe, &root.key("probe"));
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
         v.problem(&root.key("log").key("level"), format!("not a log filter: {e}"));
     }
@@ -109,6 +110,15 @@ impl Checker<'_> {
                 self.decimals(sim.decimals, &at.key("decimals"));
             }
         }
+    }
+
+    fn probe(&mut self, p: &ProbeConfig, at: &KeyPath) {
+        self.ensure(!p.bauds.is_empty() && !p.bauds.contains(&0), &at.key("bauds"), "must list baud rates above 0");
+        let slaves_ok = p.modbus_slaves.iter().all(|s| (1..=247).contains(s));
+        self.ensure(slaves_ok, &at.key("modbus_slaves"), "Modbus slave ids are from 1 to 247");
+        self.ensure(matches!(p.modbus_function, 3 | 4), &at.key("modbus_function"), "must be 3 or 4");
+        self.ensure(p.listen_for > Duration::ZERO, &at.key("listen_for"), "must be more than 0s");
+        self.ensure(p.modbus_timeout > Duration::ZERO, &at.key("modbus_timeout"), "must be more than 0s");
     }
 
     fn port(&mut self, p: &SerialPortConfig, at: &KeyPath) {

@@ -6,7 +6,7 @@
 //! at the next apply). Needing a restart, so rejected for now: `[device]` (the id is in
 //! every topic and the client id), `[buffer]` (the writer holds the file and its
 //! options), `[clock]`, `[log]` (the subscriber is set up once), `[health]` and
-//! `[status_page]` (their tasks and listeners are bound at start), `[uplink] enabled`
+//! `[status_page]` and `[probe]` (their tasks and listeners are bound at start), `[uplink] enabled`
 //! (turning the uplink off would cut the fleet off by design).
 
 use std::collections::BTreeSet;
@@ -74,6 +74,7 @@ pub fn diff(old: &AgentConfig, new: &AgentConfig) -> Changes {
         ("[log]", old.log != new.log),
         ("[health]", old.health != new.health),
         ("[status_page]", old.status_page != new.status_page),
+        ("[probe]", old.probe != new.probe),
         ("[uplink] enabled", old.uplink.enabled != new.uplink.enabled),
     ];
     c.needs_restart = restart.into_iter().filter(|(_, changed)| *changed).map(|(name, _)| name).collect();

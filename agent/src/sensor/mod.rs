@@ -25,7 +25,7 @@ use crate::config::{RetryConfig, SensorConfig};
 pub mod ascii;
 mod emit;
 pub mod modbus;
-mod port;
+pub(crate) mod port;
 pub(crate) mod retry;
 pub mod simulated;
 mod stats;

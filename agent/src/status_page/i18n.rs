@@ -88,6 +88,12 @@ pub enum Msg {
     NewPorts,
     NewPortsHint,
     NoSensors,
+    ProbeButton,
+    Probing,
+    ProbeSent,
+    ProbeQueued,
+    ProbeNotSent,
+    ProbeNothing,
     Updated,
     OtherLanguage,
 }
@@ -129,6 +135,27 @@ impl Msg {
                 "These ports are plugged in but not set up yet. The command centre can add them.",
             ),
             Msg::NoSensors => ("Belum ada sensor yang diatur.", "No sensors are set up yet."),
+            Msg::ProbeButton => ("Periksa dan usulkan ke pusat", "Probe and propose to the command centre"),
+            Msg::Probing => (
+                "Sedang memeriksa sensor ini (bisa sampai setengah menit)...",
+                "Probing this sensor (this can take up to half a minute)...",
+            ),
+            Msg::ProbeSent => (
+                "Sensor dikenali dan usulan sudah dikirim ke pusat:",
+                "Sensor recognised and the proposal was sent to the command centre:",
+            ),
+            Msg::ProbeQueued => (
+                "Sensor dikenali. Sambungan ke pusat sedang terputus; usulan dikirim saat sambungan kembali:",
+                "Sensor recognised. The link to the command centre is down; the proposal is sent when it is back:",
+            ),
+            Msg::ProbeNotSent => (
+                "Sensor dikenali, tetapi pengiriman ke pusat dimatikan. Sampaikan ini ke petugas pusat:",
+                "Sensor recognised, but sending to the command centre is switched off. Tell the command centre:",
+            ),
+            Msg::ProbeNothing => (
+                "Tidak ada sensor yang dikenali. Periksa kabel dan daya sensor, lalu coba lagi.",
+                "Nothing recognised. Check the sensor's cable and power, then try again.",
+            ),
             Msg::Updated => ("Diperbarui", "Updated"),
             Msg::OtherLanguage => ("English", "Bahasa Indonesia"),
         }

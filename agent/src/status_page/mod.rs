@@ -10,14 +10,17 @@
 //! - [`view`]: what the page shows, gathered from the live counters (no HTML);
 //! - [`render`]: the HTML, a pure function of a view, a language and a zone;
 //! - [`i18n`]: every sentence in both languages, and the language choice;
-//! - [`server`]: the axum routes (`/`, `/status.json`).
+//! - [`probe`]: probing a new port and proposing it to the fleet, and the results;
+//! - [`server`]: the axum routes (`/`, `/status.json`, `POST /probe`).
 
 pub mod i18n;
 pub mod ports;
+pub mod probe;
 pub mod render;
 pub mod server;
 pub mod view;
 
 pub use i18n::{Lang, Zone};
+pub use probe::{ProbeHook, ProbeView};
 pub use server::{Sources, spawn};
 pub use view::StatusView;

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::i18n::{Lang, Msg, Zone};
+use super::probe::ProbeView;
 use super::view::{LinkView, SensorStateView, StatusView};
 
 /// The page.
@@ -80,7 +81,34 @@ pub fn page(v: &StatusView, lang: Lang, zone: Zone) -> String {
     if !v.new_ports.is_empty() {
         let _ = write!(h, "<h2>{}</h2><p>{}</p><ul>", t(Msg::NewPorts), t(Msg::NewPortsHint));
         for p in &v.new_ports {
-            let _ = write!(h, "<li><code>{}</code></li>", esc(p));
+            let _ = write!(h, "<li><code>{}</code> ", esc(p));
+            let result = v.probes.get(p);
+            match result {
+                Some(ProbeView::Probing) => {
+                    let _ = write!(h, "<p class=\"wait\">{}</p>", t(Msg::Probing));
+                }
+                Some(r) => {
+                    let (class, msg, summary) = match r {
+                        ProbeView::Proposed { summary, connected: true } => ("ok", Msg::ProbeSent, Some(summary)),
+                        ProbeView::Proposed { summary, connected: false } => ("wait", Msg::ProbeQueued, Some(summary)),
+                        ProbeView::NotSent { summary } => ("wait", Msg::ProbeNotSent, Some(summary)),
+                        ProbeView::Nothing | ProbeView::Probing => ("bad", Msg::ProbeNothing, None),
+                    };
+                    let summary = summary.map(|s| format!(" <b>{}</b>", esc(s))).unwrap_or_default();
+                    let _ = write!(h, "<p class=\"{class}\">{}{summary}</p>", t(msg));
+                }
+                None => {}
+            }
+            if result != Some(&ProbeView::Probing) {
+                let _ = write!(
+                    h,
+                    "<form method=\"post\" action=\"/probe?port={}&amp;lang={}\"><button>{}</button></form>",
+                    esc(&query_escape(p)),
+                    lang.code(),
+                    t(Msg::ProbeButton)
+                );
+            }
+            h.push_str("</li>");
         }
         h.push_str("</ul>");
     }
@@ -107,6 +135,20 @@ fn fmt_value(x: f64) -> String {
     }
     let s = format!("{x:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// A query value made safe for a URL: unreserved characters and `/` as they are, every
+/// other byte as `%XX`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// Text made safe for HTML: the site name and ids come from config files.
@@ -157,7 +199,11 @@ mod tests {
                     last_seen_ms: None,
                 },
             ],
-            new_ports: vec!["/dev/ttyUSB1".into()],
+            new_ports: vec!["/dev/ttyUSB1".into(), "/dev/ttyUSB2".into()],
+            probes: BTreeMap::from([(
+                "/dev/ttyUSB1".into(),
+                ProbeView::Proposed { summary: "Modbus slave 1 at 9600 baud".into(), connected: false },
+            )]),
         }
     }
 
@@ -172,6 +218,9 @@ mod tests {
         assert!(html.contains("<b>42</b>"));
         assert!(html.contains("/dev/ttyUSB1"));
         assert!(html.contains("belum pernah"));
+        assert!(html.contains("usulan dikirim saat sambungan kembali"), "a proposal waits for the link");
+        assert!(html.contains("Modbus slave 1 at 9600 baud"));
+        assert!(html.contains("action=\"/probe?port=/dev/ttyUSB2&amp;lang=id\""), "a probe button per new port");
         assert!(!html.contains("<Ciwedus>"), "text from config is escaped");
     }
 

@@ -1,4 +1,5 @@
-//! The status page's HTTP server: `/` (HTML) and `/status.json`.
+//! The status page's HTTP server: `/` (HTML), `/status.json`, and `POST /probe?port=`
+//! (probe a newly plugged port and propose it to the fleet).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,14 +9,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
-use axum::response::{Html, IntoResponse, Json};
-use axum::routing::get;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Json, Redirect, Response};
+use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::i18n::{Lang, Zone};
 use super::ports;
+use super::probe::ProbeHook;
 use super::render;
 use super::view::{LinkView, SensorView, StatusView};
 use crate::buffer::Buffer;
@@ -39,6 +41,8 @@ pub struct Sources {
     pub zone: Zone,
     /// A sensor without a reading for this long is shown failing.
     pub stale_after: Duration,
+    /// Probing new ports and proposing them to the fleet, with the results so far.
+    pub probe: ProbeHook,
 }
 
 impl Sources {
@@ -52,9 +56,7 @@ impl Sources {
             .await
             .ok()
             .and_then(Result::ok);
-        let (dir, prefixes, used) = (self.ports_dir.clone(), self.port_prefixes.clone(), self.configured_ports.clone());
-        let new_ports =
-            tokio::task::spawn_blocking(move || ports::unconfigured(&dir, &prefixes, &used)).await.unwrap_or_default();
+        let new_ports = self.unconfigured().await;
         StatusView {
             site: self.site.clone(),
             device: self.device.clone(),
@@ -65,7 +67,14 @@ impl Sources {
             oldest_waiting_ms: stats.as_ref().and_then(|s| s.oldest_wall_ms),
             sensors: sensors.collect(),
             new_ports: new_ports.iter().map(|p| p.display().to_string()).collect(),
+            probes: self.probe.results(),
         }
+    }
+
+    /// Ports plugged in that no sensor uses, read on the blocking pool.
+    async fn unconfigured(&self) -> Vec<PathBuf> {
+        let (dir, prefixes, used) = (self.ports_dir.clone(), self.port_prefixes.clone(), self.configured_ports.clone());
+        tokio::task::spawn_blocking(move || ports::unconfigured(&dir, &prefixes, &used)).await.unwrap_or_default()
     }
 }
 
@@ -74,9 +83,19 @@ struct PageQuery {
     lang: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+struct ProbeQuery {
+    port: Option<String>,
+    lang: Option<String>,
+}
+
 /// The routes.
 pub fn router(sources: Arc<Sources>) -> Router {
-    Router::new().route("/", get(html)).route("/status.json", get(json)).with_state(sources)
+    Router::new()
+        .route("/", get(html))
+        .route("/status.json", get(json))
+        .route("/probe", post(probe))
+        .with_state(sources)
 }
 
 async fn html(State(s): State<Arc<Sources>>, Query(q): Query<PageQuery>, headers: HeaderMap) -> impl IntoResponse {
@@ -88,6 +107,22 @@ async fn html(State(s): State<Arc<Sources>>, Query(q): Query<PageQuery>, headers
 
 async fn json(State(s): State<Arc<Sources>>) -> Json<StatusView> {
     Json(s.view().await)
+}
+
+/// Probes `port` if it is in the unconfigured list (never any other path, whatever the
+/// request says), then sends the browser back to the page, which shows the result.
+async fn probe(State(s): State<Arc<Sources>>, Query(q): Query<ProbeQuery>) -> Response {
+    let wanted = q.port.unwrap_or_default();
+    let Some(port) = s.unconfigured().await.into_iter().find(|p| p.as_os_str() == wanted.as_str()) else {
+        return (StatusCode::NOT_FOUND, "not a newly plugged port / bukan port baru").into_response();
+    };
+    s.probe.start(port);
+    let back = match q.lang.as_deref() {
+        Some("en") => "/?lang=en",
+        Some("id") => "/?lang=id",
+        _ => "/",
+    };
+    Redirect::to(back).into_response()
 }
 
 /// Binds `listen` and serves the page until `shutdown`. Returns the bound address (port 0
@@ -102,6 +137,8 @@ pub async fn spawn(listen: SocketAddr, sources: Sources, shutdown: CancellationT
     };
     let addr = listener.local_addr().ok()?;
     tracing::info!(%addr, "status page listening");
+    let mut sources = sources;
+    sources.probe.shutdown = shutdown.child_token();
     let app = router(Arc::new(sources));
     tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::probe::ProbeView;
 use crate::sensor::SensorSnapshot;
 use crate::uplink::UplinkSnapshot;
 
@@ -26,6 +27,8 @@ pub struct StatusView {
     pub sensors: Vec<SensorView>,
     /// Serial ports plugged in that no sensor uses.
     pub new_ports: Vec<String>,
+    /// Probes of new ports since the agent started, by port: running or their result.
+    pub probes: BTreeMap<String, ProbeView>,
 }
 
 /// The link to the fleet.
