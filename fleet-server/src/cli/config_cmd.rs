@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::{ApiArgs, Client, Failure, print_json};
-use super::table::{cell, render};
+use super::table::{cell, items, render};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -142,10 +142,7 @@ fn history(config: &Path, args: &ApiArgs, device: &str) -> Result<ExitCode, Fail
     if args.json {
         return Ok(print_json(&v));
     }
-    let rows: Vec<Vec<String>> = v["versions"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(&v["versions"])
         .iter()
         .map(|c| vec![cell(&c["version"]), cell(&c["at"]), cell(&c["author"]), cell(&c["comment"])])
         .collect();
@@ -157,19 +154,10 @@ fn groups(config: &Path, args: &ApiArgs) -> Result<ExitCode, Failure> {
     if args.json {
         return Ok(print_json(&v));
     }
-    let rows: Vec<Vec<String>> = v["groups"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(&v["groups"])
         .iter()
         .map(|g| {
-            let devices: Vec<&str> = g["devices"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
+            let devices: Vec<&str> = items(&g["devices"]).iter().filter_map(Value::as_str).collect();
             vec![cell(&g["name"]), devices.len().to_string(), devices.join(", ")]
         })
         .collect();
@@ -182,12 +170,7 @@ fn changed(config: &Path, args: &ApiArgs, method: Method, path: &str, body: Valu
     if args.json {
         return Ok(print_json(&v));
     }
-    let rows: Vec<Vec<String>> = v["versions"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .map(|n| vec![cell(&n["device"]), cell(&n["version"])])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        items(&v["versions"]).iter().map(|n| vec![cell(&n["device"]), cell(&n["version"])]).collect();
     Ok(simpul_base::cli::emit(&render(&["DEVICE", "NEW VERSION"], &rows)))
 }

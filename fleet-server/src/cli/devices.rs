@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::client::{ApiArgs, Client, Failure, print_json};
-use super::table::{cell, render};
+use super::table::{cell, items, render};
 
 #[derive(Debug, Subcommand)]
 pub enum DevicesCmd {
@@ -39,10 +39,7 @@ fn list(config: &Path, args: &ApiArgs) -> Result<ExitCode, Failure> {
     if args.json {
         return Ok(print_json(&v));
     }
-    let rows: Vec<Vec<String>> = v["devices"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(&v["devices"])
         .iter()
         .map(|d| {
             let online = match d["online"].as_bool() {

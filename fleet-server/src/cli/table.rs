@@ -19,6 +19,11 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A JSON value as a table cell: strings bare, `null` as `-`.
+/// The items of a JSON array; none when it is not one.
+pub fn items(v: &serde_json::Value) -> &[serde_json::Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
 pub fn cell(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "-".to_owned(),

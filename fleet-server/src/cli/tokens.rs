@@ -8,7 +8,7 @@ use clap::Subcommand;
 use reqwest::Method;
 
 use super::client::{ApiArgs, Client, Failure, print_json};
-use super::table::{cell, render};
+use super::table::{cell, items, render};
 use super::users::created;
 use crate::auth::Role;
 use crate::exit;
@@ -62,10 +62,7 @@ fn list(config: &Path, args: &ApiArgs) -> Result<ExitCode, Failure> {
     if args.json {
         return Ok(print_json(&v));
     }
-    let rows: Vec<Vec<String>> = v["tokens"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(&v["tokens"])
         .iter()
         .map(|t| vec![cell(&t["id"]), cell(&t["name"]), cell(&t["role"]), created(&t["created_ms"])])
         .collect();

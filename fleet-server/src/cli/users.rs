@@ -8,7 +8,7 @@ use clap::Subcommand;
 use reqwest::Method;
 
 use super::client::{ApiArgs, Client, Failure, print_json};
-use super::table::{cell, render};
+use super::table::{cell, items, render};
 use crate::auth::Role;
 use crate::exit;
 
@@ -64,10 +64,7 @@ fn list(config: &Path, args: &ApiArgs) -> Result<ExitCode, Failure> {
     if args.json {
         return Ok(print_json(&v));
     }
-    let rows: Vec<Vec<String>> = v["users"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(&v["users"])
         .iter()
         .map(|u| vec![cell(&u["name"]), cell(&u["role"]), created(&u["created_ms"])])
         .collect();
