@@ -55,6 +55,7 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/api/v1/devices/{device}", "/api/v1/devices/kel-auth", Viewer, None, 200),
         endpoint(M::GET, "/api/v1/devices/{device}/health", "/api/v1/devices/kel-auth/health", Viewer, None, 200),
         endpoint(M::GET, "/api/v1/devices/{device}/events", "/api/v1/devices/kel-auth/events", Viewer, None, 200),
+        endpoint(M::GET, "/api/v1/devices/{device}/series", "/api/v1/devices/kel-auth/series", Viewer, None, 200),
         // Desired config: the group first, then the device into it, then its config.
         endpoint(
             M::PUT,

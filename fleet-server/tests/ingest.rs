@@ -168,6 +168,14 @@ impl Store for FailingStore {
     fn devices(&self) -> Result<Vec<DeviceOverview>, StoreError> {
         self.inner.devices()
     }
+    fn series_minutes(
+        &self,
+        d: &DeviceId,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<simpul_fleet::store::SeriesPoints>, StoreError> {
+        self.inner.series_minutes(d, since_ms, until_ms)
+    }
     fn device_health(&self, d: &DeviceId, since_ms: i64, limit: usize) -> Result<Vec<HealthPoint>, StoreError> {
         self.inner.device_health(d, since_ms, limit)
     }

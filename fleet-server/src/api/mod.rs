@@ -11,6 +11,7 @@ mod login;
 mod metrics;
 pub mod openapi;
 mod readings;
+mod series;
 mod tokens;
 mod users;
 
@@ -37,6 +38,8 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Publishes desired configs after a change (docs/design/fleet-config-distribution.md).
     pub desired: crate::config_publisher::ConfigPublisher,
+    /// The site's time zone, for the dashboard (`[dashboard] timezone`).
+    pub zone: crate::config::SiteZone,
 }
 
 /// The API's routes.

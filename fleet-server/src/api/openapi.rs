@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::json::ReadingJson;
-use super::{config, devices, events, fleet_devices, health, login, metrics, readings, tokens, users};
+use super::{config, devices, events, fleet_devices, health, login, metrics, readings, series, tokens, users};
 
 /// An error: a 4xx or 5xx status and this body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -35,6 +35,7 @@ pub struct ReadingsPage<'a> {
         fleet_devices::list,
         health::history,
         events::list,
+        series::list,
         metrics::serve,
         login::login,
         login::logout,

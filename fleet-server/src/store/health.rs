@@ -5,6 +5,9 @@
 use serde::Serialize;
 use simpul_protocol::control::{Event, Heartbeat, SensorState};
 
+/// The metric the water-level alert watches (`[alerts] level_thresholds`).
+pub const LEVEL_METRIC: &str = "level";
+
 /// One device in the fleet's device list: what it last said about itself.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeviceOverview {
@@ -39,6 +42,8 @@ pub struct HealthSummary {
     pub sensors: u32,
     /// Sensors whose state is `failing` or `disconnected`.
     pub sensors_failing: u32,
+    /// The last `level` value of each sensor that reported one (the water-level alert).
+    pub levels: std::collections::BTreeMap<String, f64>,
 }
 
 impl HealthSummary {
@@ -63,6 +68,12 @@ impl HealthSummary {
             throttled,
             sensors: u32::try_from(heartbeat.sensors.len()).unwrap_or(u32::MAX),
             sensors_failing: u32::try_from(failing).unwrap_or(u32::MAX),
+            levels: heartbeat
+                .sensors
+                .iter()
+                .filter_map(|(name, s)| Some((name.clone(), *s.last_values.get(LEVEL_METRIC)?)))
+                .filter(|(_, v)| v.is_finite())
+                .collect(),
         }
     }
 }

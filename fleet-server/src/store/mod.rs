@@ -78,6 +78,28 @@ pub struct StoredReading {
     pub time_corrected: bool,
 }
 
+/// One series of a device (what one sensor measures) with its per-minute aggregates.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct SeriesPoints {
+    pub sensor: String,
+    pub metric: String,
+    pub unit: String,
+    /// Minutes that had readings, oldest first.
+    pub points: Vec<MinutePoint>,
+}
+
+/// A series' readings in one minute (by the reading's time).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct MinutePoint {
+    /// The minute's start, ms since the Unix epoch (UTC).
+    pub minute_ms: i64,
+    /// How many readings (NaN left out).
+    pub n: u64,
+    pub min: f64,
+    pub max: f64,
+    pub avg: f64,
+}
+
 /// What the fleet knows of one device.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DeviceSummary {
@@ -166,6 +188,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The highest delivery cursor given so far (0 before the first).
     fn delivery_head(&self) -> Result<u64, StoreError>;
+
+    /// Every series of `device` with its per-minute aggregates from `since_ms` to `until_ms`
+    /// (the minutes those fall in, inclusive); empty if the device is unknown.
+    fn series_minutes(&self, device: &DeviceId, since_ms: i64, until_ms: i64) -> Result<Vec<SeriesPoints>, StoreError>;
 
     /// Every device the fleet heard from, by name, with its latest health.
     fn devices(&self) -> Result<Vec<DeviceOverview>, StoreError>;

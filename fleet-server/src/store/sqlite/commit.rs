@@ -43,7 +43,61 @@ struct Commit<'t> {
     offsets: HashMap<(i64, BootId), Option<i64>>,
     /// Series seen in this transaction (a device has a handful).
     series: Vec<(SeriesKey, i64)>,
+    /// The per-minute aggregate of the readings made deliverable, written once at the end.
+    minutes: Minutes,
     outcome: CommitOutcome,
+}
+
+/// Count, min, max and sum of one series' values in one minute.
+#[derive(Clone, Copy, Debug)]
+struct MinuteAgg {
+    n: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+}
+
+/// The `series_minutes` rows a transaction adds to, gathered in memory so each
+/// (series, minute) is upserted once per commit, not once per reading (the hot path).
+#[derive(Default)]
+struct Minutes(HashMap<(i64, i64), MinuteAgg>);
+
+impl Minutes {
+    /// Counts a deliverable reading of `series` at `time_ms`. NaN (stored as NULL) is left out.
+    fn add(&mut self, series: i64, time_ms: i64, value: f64) {
+        if value.is_nan() {
+            return;
+        }
+        let key = (series, time_ms.div_euclid(60_000));
+        self.0
+            .entry(key)
+            .and_modify(|a| {
+                a.n += 1;
+                a.min = a.min.min(value);
+                a.max = a.max.max(value);
+                a.sum += value;
+            })
+            .or_insert(MinuteAgg { n: 1, min: value, max: value, sum: value });
+    }
+
+    /// Upserts every (series, minute) gathered.
+    fn write(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut rows: Vec<_> = self.0.into_iter().collect();
+        // In key order: neighbouring rows share B-tree pages.
+        rows.sort_unstable_by_key(|(k, _)| *k);
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO series_minutes (series_id, minute, n, min, max, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (series_id, minute) DO UPDATE SET n = n + excluded.n,
+             min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum",
+        )?;
+        for ((series, minute), a) in rows {
+            upsert.execute(params![series, minute, a.n, a.min, a.max, a.sum])?;
+        }
+        Ok(())
+    }
 }
 
 pub fn commit(conn: &mut Connection, items: &[Inbound], now_ms: i64) -> Result<CommitOutcome, StoreError> {
@@ -57,6 +111,7 @@ pub fn commit(conn: &mut Connection, items: &[Inbound], now_ms: i64) -> Result<C
         device_index: HashMap::new(),
         offsets: HashMap::new(),
         series: Vec::new(),
+        minutes: Minutes::default(),
         outcome: Default::default(),
     };
     for item in items {
@@ -210,13 +265,15 @@ impl Commit<'_> {
             let inserted = match offset {
                 Some(offset) => {
                     let cursor = self.last_id + 1;
+                    let time_ms = r.time.wall_ms.saturating_add(offset);
+                    self.minutes.add(series, time_ms, r.value);
                     deliverable.execute(params![
                         cursor,
                         id,
                         seq,
                         series,
                         r.value,
-                        r.time.wall_ms.saturating_add(offset),
+                        time_ms,
                         r.time.wall_ms,
                         mono,
                         r.time.synced,
@@ -271,7 +328,14 @@ impl Commit<'_> {
         self.offsets.remove(&(id, boot));
         let Some(offset) = self.offset(id, boot)? else { return Ok(()) };
         let held = HeldSelection::Boot { device_id: id, boot };
-        self.last_id = deliver_held(&self.tx, held, self.last_id, Some(offset), &mut self.outcome.delivered)?;
+        self.last_id = deliver_held(
+            &self.tx,
+            held,
+            self.last_id,
+            Some(offset),
+            &mut self.outcome.delivered,
+            &mut self.minutes,
+        )?;
         Ok(())
     }
 
@@ -303,6 +367,7 @@ impl Commit<'_> {
             }
         }
         self.tx.execute("UPDATE delivery_counter SET last_id = ?1 WHERE one = 1", [self.last_id])?;
+        std::mem::take(&mut self.minutes).write(&self.tx)?;
         self.tx.commit()?;
         Ok(self.outcome)
     }
@@ -326,6 +391,7 @@ fn deliver_held(
     mut last_id: i64,
     offset: Option<i64>,
     delivered: &mut u64,
+    minutes: &mut Minutes,
 ) -> Result<i64, StoreError> {
     const COLUMNS: &str = "device_id, seq, series_id, value, wall_ms, mono_ms, arrived_ms";
     type Row = (i64, i64, i64, Option<f64>, i64, i64, i64);
@@ -348,6 +414,8 @@ fn deliver_held(
     };
     for (device_id, seq, series_id, value, wall_ms, mono_ms, arrived_ms) in rows {
         last_id += 1;
+        let time_ms = wall_ms.saturating_add(offset.unwrap_or(0));
+        minutes.add(series_id, time_ms, value.unwrap_or(f64::NAN));
         tx.prepare_cached(
             "INSERT INTO readings (cursor, device_id, seq, series_id, value, time_ms, wall_ms, mono_ms, synced,
              time_corrected, arrived_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10)",
@@ -358,7 +426,7 @@ fn deliver_held(
             seq,
             series_id,
             value,
-            wall_ms.saturating_add(offset.unwrap_or(0)),
+            time_ms,
             wall_ms,
             mono_ms,
             offset.is_some(),
@@ -375,8 +443,11 @@ pub fn release_held(conn: &mut Connection, arrived_by_ms: i64) -> Result<u64, St
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let last_id: i64 = tx.query_row("SELECT last_id FROM delivery_counter WHERE one = 1", [], |r| r.get(0))?;
     let mut delivered = 0;
-    let last_id = deliver_held(&tx, HeldSelection::ArrivedBy(arrived_by_ms), last_id, None, &mut delivered)?;
+    let mut minutes = Minutes::default();
+    let held = HeldSelection::ArrivedBy(arrived_by_ms);
+    let last_id = deliver_held(&tx, held, last_id, None, &mut delivered, &mut minutes)?;
     tx.execute("UPDATE delivery_counter SET last_id = ?1 WHERE one = 1", [last_id])?;
+    minutes.write(&tx)?;
     tx.commit()?;
     Ok(delivered)
 }

@@ -29,14 +29,14 @@ pub fn record_heartbeat(conn: &Connection, device_id: i64, hb: &Heartbeat, now_m
     let s = HealthSummary::of(hb, now_ms);
     conn.prepare_cached(
         "INSERT INTO device_health (device_id, received_at_ms, version, config_version, buffer_depth,
-         oldest_unsent_age_s, soc_temp_c, throttled_now, sensors, sensors_failing, heartbeat)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         oldest_unsent_age_s, soc_temp_c, throttled_now, sensors, sensors_failing, heartbeat, levels)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT(device_id) DO UPDATE SET received_at_ms = excluded.received_at_ms,
          version = excluded.version, config_version = excluded.config_version,
          buffer_depth = excluded.buffer_depth, oldest_unsent_age_s = excluded.oldest_unsent_age_s,
          soc_temp_c = excluded.soc_temp_c, throttled_now = excluded.throttled_now,
          sensors = excluded.sensors, sensors_failing = excluded.sensors_failing,
-         heartbeat = excluded.heartbeat",
+         heartbeat = excluded.heartbeat, levels = excluded.levels",
     )?
     .execute(params![
         device_id,
@@ -49,7 +49,8 @@ pub fn record_heartbeat(conn: &Connection, device_id: i64, hb: &Heartbeat, now_m
         s.throttled,
         s.sensors,
         s.sensors_failing,
-        json
+        json,
+        serde_json::to_string(&s.levels).map_err(json_error)?
     ])?;
     conn.prepare_cached("INSERT INTO health_history (device_id, at_ms, heartbeat) VALUES (?1, ?2, ?3)")?
         .execute(params![device_id, now_ms, json])?;
@@ -77,13 +78,14 @@ type OverviewRow = (
     Option<bool>,
     Option<u32>,
     Option<u32>,
+    Option<String>,
 );
 
 pub fn devices(conn: &Connection) -> Result<Vec<DeviceOverview>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT d.name, d.online, d.last_seen_ms, h.received_at_ms, h.version, h.config_version,
                 h.buffer_depth, h.oldest_unsent_age_s, h.soc_temp_c, h.throttled_now, h.sensors,
-                h.sensors_failing
+                h.sensors_failing, h.levels
          FROM devices d LEFT JOIN device_health h ON h.device_id = d.id ORDER BY d.name",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -100,6 +102,7 @@ pub fn devices(conn: &Connection) -> Result<Vec<DeviceOverview>, StoreError> {
             r.get(9)?,
             r.get(10)?,
             r.get(11)?,
+            r.get(12)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -117,6 +120,7 @@ pub fn devices(conn: &Connection) -> Result<Vec<DeviceOverview>, StoreError> {
             throttled,
             n,
             failing,
+            levels,
         ): OverviewRow = row?;
         let health = match (received, version) {
             (Some(received_at_ms), Some(version)) => Some(HealthSummary {
@@ -129,6 +133,7 @@ pub fn devices(conn: &Connection) -> Result<Vec<DeviceOverview>, StoreError> {
                 throttled,
                 sensors: n.unwrap_or(0),
                 sensors_failing: failing.unwrap_or(0),
+                levels: serde_json::from_str(levels.as_deref().unwrap_or("{}")).map_err(json_error)?,
             }),
             _ => None,
         };

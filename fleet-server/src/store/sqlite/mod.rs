@@ -14,6 +14,7 @@ mod config;
 mod health;
 mod read;
 mod schema;
+mod series;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -23,8 +24,8 @@ use simpul_protocol::DeviceId;
 
 use super::config::{ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig};
 use super::{
-    CommitOutcome, DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProtocolEvent, Store, StoreError,
-    StoredReading,
+    CommitOutcome, DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProtocolEvent, SeriesPoints, Store,
+    StoreError, StoredReading,
 };
 
 pub use auth::SqliteAuthStore;
@@ -117,6 +118,10 @@ impl Store for SqliteStore {
         let last: i64 =
             self.reader().query_row("SELECT last_id FROM delivery_counter WHERE one = 1", [], |r| r.get(0))?;
         to_u64(last)
+    }
+
+    fn series_minutes(&self, device: &DeviceId, since_ms: i64, until_ms: i64) -> Result<Vec<SeriesPoints>, StoreError> {
+        series::series_minutes(&self.reader(), device, since_ms, until_ms)
     }
 
     fn devices(&self) -> Result<Vec<DeviceOverview>, StoreError> {

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE devices (
@@ -185,17 +185,81 @@ CREATE TABLE config_reported (
 );
 ";
 
+/// Version 2: the per-minute aggregate the dashboard's charts read (docs/design/dashboard.md),
+/// kept by the ingest commit, filled from the readings already stored; and each device's
+/// last water levels, extracted from its latest heartbeat for the level alert.
+const V1_TO_V2: &str = "
+-- One row per (series, minute of the reading's time): count, min, max and sum of its
+-- values (NaN left out). Readings have no per-device index (fleet-ingest.md, Throughput);
+-- this small table is what a chart reads. Upserted once per (series, minute) per commit.
+CREATE TABLE series_minutes (
+    series_id INTEGER NOT NULL,
+    minute    INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    min       REAL NOT NULL,
+    max       REAL NOT NULL,
+    sum       REAL NOT NULL,
+    PRIMARY KEY (series_id, minute)
+) WITHOUT ROWID;
+INSERT INTO series_minutes (series_id, minute, n, min, max, sum)
+    SELECT series_id, time_ms / 60000, count(*), min(value), max(value), sum(value)
+    FROM readings WHERE value IS NOT NULL GROUP BY series_id, time_ms / 60000;
+-- The last `level` value of each sensor in the latest heartbeat, as JSON {sensor: value}.
+ALTER TABLE device_health ADD COLUMN levels TEXT NOT NULL DEFAULT '{}';
+";
+
 /// Creates or checks the schema.
 pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > VERSION {
         return Err(StoreError::SchemaTooNew { path: path.to_owned(), found, known: VERSION });
     }
-    if found == 0 {
-        let tx = conn.transaction()?;
-        tx.execute_batch(V1)?;
-        tx.pragma_update(None, "user_version", VERSION)?;
-        tx.commit()?;
+    if found == VERSION {
+        return Ok(());
     }
+    let tx = conn.transaction()?;
+    if found < 1 {
+        tx.execute_batch(V1)?;
+    }
+    if found < 2 {
+        tx.execute_batch(V1_TO_V2)?;
+    }
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_gets_its_minutes_from_the_readings_already_stored() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO devices (id, name) VALUES (1, 'kel-a');
+             INSERT INTO series (id, device_id, sensor, metric, unit) VALUES (1, 1, 'river', 'level', 'cm');
+             INSERT INTO readings VALUES (1, 1, 1, 1, 4.0, 120000, 120000, 1, 1, 0, 1);
+             INSERT INTO readings VALUES (2, 1, 2, 1, 8.0, 150000, 150000, 2, 1, 0, 1);
+             INSERT INTO readings VALUES (3, 1, 3, 1, NULL, 170000, 170000, 3, 1, 0, 1);
+             INSERT INTO device_health (device_id, received_at_ms, version, sensors, sensors_failing, heartbeat)
+                 VALUES (1, 1, '1.0', 0, 0, '{}');",
+        )
+        .unwrap();
+        upgrade(&mut conn, "test").unwrap();
+        let row: (i64, i64, i64, f64, f64, f64) = conn
+            .query_row("SELECT series_id, minute, n, min, max, sum FROM series_minutes", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .unwrap();
+        assert_eq!(row, (1, 2, 2, 4.0, 8.0, 12.0));
+        let levels: String = conn.query_row("SELECT levels FROM device_health", [], |r| r.get(0)).unwrap();
+        assert_eq!(levels, "{}");
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, VERSION);
+    }
 }
