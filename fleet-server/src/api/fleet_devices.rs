@@ -42,7 +42,7 @@ impl DeviceJson {
         let heartbeat_ms = d.health.as_ref().map(|h| h.received_at_ms);
         DeviceJson {
             online: is_online(d.status_online, heartbeat_ms, now_ms, settings.offline_after),
-            alerts: alerts(d.health.as_ref(), now_ms, &settings.alerts),
+            alerts: alerts(&d.device, d.health.as_ref(), now_ms, &settings.alerts),
             device: d.device,
             status_online: d.status_online,
             last_seen: d.last_seen_ms.map(rfc3339_ms),

@@ -37,6 +37,10 @@ pub struct AlertsConfig {
     /// firmware starts soft-throttling at 80).
     #[serde(default = "defaults::soc_temp_c_at_least")]
     pub soc_temp_c_at_least: f64,
+    /// Water level: `"device/sensor" = limit`; the sensor's last `level` value in the
+    /// device's latest heartbeat above the limit raises `water_level`. Default: none.
+    #[serde(default)]
+    pub level_thresholds: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for AlertsConfig {
@@ -45,6 +49,7 @@ impl Default for AlertsConfig {
             stale_after: defaults::stale_after(),
             buffer_depth_over: defaults::buffer_depth_over(),
             soc_temp_c_at_least: defaults::soc_temp_c_at_least(),
+            level_thresholds: Default::default(),
         }
     }
 }
@@ -75,6 +80,8 @@ mod tests {
         let a: AlertsConfig = toml::from_str("stale_after = \"5m\"\nbuffer_depth_over = 5").unwrap_or_default();
         assert_eq!((a.stale_after, a.buffer_depth_over, a.soc_temp_c_at_least), (Duration::from_secs(300), 5, 75.0));
         assert!(toml::from_str::<AlertsConfig>("soc_temp = 70").is_err());
+        let a: AlertsConfig = toml::from_str("level_thresholds = { \"kel-a/sungai\" = 250.0 }").unwrap_or_default();
+        assert_eq!(a.level_thresholds.get("kel-a/sungai"), Some(&250.0));
         let h: HealthConfig = toml::from_str("offline_after = \"10m\"").unwrap_or_default();
         assert_eq!(h.offline_after, Duration::from_secs(600));
     }

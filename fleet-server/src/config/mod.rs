@@ -47,8 +47,55 @@ pub struct FleetConfig {
     /// `[alerts]`: the device list's thresholds.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// `[dashboard]`: the ops dashboard (docs/design/dashboard.md).
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `[dashboard]`: how the ops dashboard shows things.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// The zone times are shown in. Default WIB. The API stays UTC.
+    #[serde(default)]
+    pub timezone: SiteZone,
+}
+
+/// Indonesia's three time zones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SiteZone {
+    /// Western Indonesia, UTC+7 (Sumatra, Java, West and Central Kalimantan).
+    #[default]
+    #[serde(rename = "WIB")]
+    Wib,
+    /// Central Indonesia, UTC+8 (Bali, Nusa Tenggara, Sulawesi, the rest of Kalimantan).
+    #[serde(rename = "WITA")]
+    Wita,
+    /// Eastern Indonesia, UTC+9 (Maluku, Papua).
+    #[serde(rename = "WIT")]
+    Wit,
+}
+
+impl SiteZone {
+    /// Its offset from UTC, minutes (none of the three has daylight saving).
+    pub fn utc_offset_minutes(self) -> i32 {
+        match self {
+            SiteZone::Wib => 7 * 60,
+            SiteZone::Wita => 8 * 60,
+            SiteZone::Wit => 9 * 60,
+        }
+    }
+
+    /// Its short name: WIB, WITA or WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            SiteZone::Wib => "WIB",
+            SiteZone::Wita => "WITA",
+            SiteZone::Wit => "WIT",
+        }
+    }
 }
 
 /// `[mqtt]`: the broker the fleet reads from and acks through.

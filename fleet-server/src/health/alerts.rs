@@ -20,6 +20,9 @@ pub enum AlertKind {
     Throttling,
     /// A sensor is failing or disconnected.
     SensorErrors,
+    /// A sensor's last water level (metric `level` in the heartbeat) is above its
+    /// `level_thresholds` entry.
+    WaterLevel,
 }
 
 /// One alert on a device.
@@ -30,10 +33,10 @@ pub struct Alert {
     pub message: String,
 }
 
-/// The alerts of a device whose latest heartbeat is `health` (none if it never sent one),
+/// The alerts of `device`, whose latest heartbeat is `health` (none if it never sent one),
 /// at `now_ms` (fleet clock). The other alerts come from the latest heartbeat however old
 /// it is; `stale_data` says when it is old.
-pub fn alerts(health: Option<&HealthSummary>, now_ms: i64, config: &AlertsConfig) -> Vec<Alert> {
+pub fn alerts(device: &str, health: Option<&HealthSummary>, now_ms: i64, config: &AlertsConfig) -> Vec<Alert> {
     let mut out = Vec::new();
     let mut alert = |kind, message: String| out.push(Alert { kind, message });
     let stale_s = config.stale_after.as_secs();
@@ -65,6 +68,12 @@ pub fn alerts(health: Option<&HealthSummary>, now_ms: i64, config: &AlertsConfig
             format!("{} of {} sensors failing or disconnected", h.sensors_failing, h.sensors),
         );
     }
+    for (sensor, level) in &h.levels {
+        let Some(&limit) = config.level_thresholds.get(&format!("{device}/{sensor}")) else { continue };
+        if *level > limit {
+            alert(AlertKind::WaterLevel, format!("{sensor}: level {level} above {limit}"));
+        }
+    }
     out
 }
 
@@ -90,11 +99,12 @@ mod tests {
             throttled: Some(false),
             sensors: 2,
             sensors_failing: 0,
+            levels: [("river".to_owned(), 120.0)].into(),
         }
     }
 
     fn kinds(h: Option<&HealthSummary>) -> Vec<AlertKind> {
-        alerts(h, NOW, &AlertsConfig::default()).iter().map(|a| a.kind).collect()
+        alerts("kel-a", h, NOW, &AlertsConfig::default()).iter().map(|a| a.kind).collect()
     }
 
     #[test]
@@ -144,7 +154,7 @@ mod tests {
     #[test]
     fn a_failing_or_disconnected_sensor_is_a_sensor_error() {
         let h = HealthSummary { sensors_failing: 1, ..healthy() };
-        let a = alerts(Some(&h), NOW, &AlertsConfig::default());
+        let a = alerts("kel-a", Some(&h), NOW, &AlertsConfig::default());
         assert_eq!(a.iter().map(|a| a.kind).collect::<Vec<_>>(), [AlertKind::SensorErrors]);
         assert_eq!(a[0].message, "1 of 2 sensors failing or disconnected");
     }
@@ -152,7 +162,21 @@ mod tests {
     #[test]
     fn thresholds_come_from_the_config() {
         let config = AlertsConfig { buffer_depth_over: 2, soc_temp_c_at_least: 50.0, ..AlertsConfig::default() };
-        let got: Vec<AlertKind> = alerts(Some(&healthy()), NOW, &config).iter().map(|a| a.kind).collect();
+        let got: Vec<AlertKind> = alerts("kel-a", Some(&healthy()), NOW, &config).iter().map(|a| a.kind).collect();
         assert_eq!(got, [AlertKind::GrowingBuffer, AlertKind::Heat]);
+    }
+
+    #[test]
+    fn a_level_above_the_sensors_threshold_is_a_water_level_alert() {
+        let config = |limit: f64| AlertsConfig {
+            level_thresholds: [("kel-a/river".to_owned(), limit)].into(),
+            ..AlertsConfig::default()
+        };
+        let a = alerts("kel-a", Some(&healthy()), NOW, &config(100.0));
+        assert_eq!(a.iter().map(|a| a.kind).collect::<Vec<_>>(), [AlertKind::WaterLevel]);
+        assert_eq!(a[0].message, "river: level 120 above 100");
+        assert_eq!(alerts("kel-a", Some(&healthy()), NOW, &config(120.0)), [], "at the threshold is not above");
+        assert_eq!(alerts("kel-b", Some(&healthy()), NOW, &config(100.0)), [], "another device's threshold");
+        assert_eq!(kinds(Some(&healthy())), [], "no threshold, no alert");
     }
 }
