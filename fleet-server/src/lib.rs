@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod config_merge;
 pub mod config_publisher;
+pub mod dashboard;
 pub mod exit;
 pub mod health;
 pub mod ingest;

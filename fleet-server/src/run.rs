@@ -137,7 +137,8 @@ pub async fn start_with_store(
     let auth = crate::auth::AuthState::open(&config.store.path, &config.auth).await?;
     let desired = crate::config_publisher::spawn(&config, Arc::clone(&store), shutdown.clone(), &tracker)?;
     let max_limit = config.api.max_limit;
-    let app = api::router(ApiState { store: Arc::clone(&store), max_limit, auth, health, metrics, desired });
+    let zone = config.dashboard.timezone;
+    let app = api::router(ApiState { store: Arc::clone(&store), max_limit, auth, health, metrics, desired, zone });
     let stop = shutdown.clone();
     tracker.spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;

@@ -50,6 +50,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/devices", get(fleet_devices::list))
         .route("/api/v1/devices/{device}/health", get(health::history))
         .route("/api/v1/devices/{device}/events", get(events::list))
+        .route("/api/v1/devices/{device}/series", get(series::list))
         .route("/metrics", get(metrics::serve))
         .route("/api/v1/login", post(login::login))
         .route("/api/v1/logout", post(login::logout))
@@ -65,6 +66,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::serve))
         // Last: the auth layer covers every route above it, under /api/v1 (auth/layer.rs).
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::layer::require))
+        // The dashboard's files need no credentials; its data comes from /api/v1 above.
+        .merge(crate::dashboard::router(state.zone))
         .with_state(state)
 }
 
