@@ -1,0 +1,300 @@
+//! The ops dashboard in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver, Debian's `chromium-driver`), against the fleet with its embedded broker
+//! and a device that publishes heartbeats and readings. Skipped, saying so, when
+//! chromedriver is not installed (scripts/test installs it).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+use simpul_fleet::protocol::control::{ControlMessage, Heartbeat, SensorHealth, SensorState, Status};
+use simpul_fleet::protocol::{BootId, Channel, DeviceId, Reading, ReadingBatch, ReadingTime, Topic};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The longest any one wait takes before the test fails (the list refreshes every 5 s).
+const WAIT: Duration = Duration::from_secs(40);
+const DEVICE: &str = "kel-browser";
+const PASSWORD: &str = "olga's long password";
+
+fn installed(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// A child process killed on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A device on the embedded broker as the agent connects: its name as client id, a retained
+/// "offline" last will, "online" on connect, a heartbeat a second.
+struct Device {
+    client: AsyncClient,
+    poll: JoinHandle<()>,
+    beats: JoinHandle<()>,
+}
+
+impl Device {
+    async fn connect(broker: SocketAddr, level: f64) -> Device {
+        let device = DeviceId::new(DEVICE).unwrap();
+        let status = |online| Status { online, version: Some("0.9.0-test".into()), boot_id: None }.to_json().unwrap();
+        let status_topic = Topic::new(device.clone(), Channel::Status).name();
+        let mut opts = MqttOptions::new(DEVICE, broker.ip().to_string(), broker.port());
+        opts.set_keep_alive(Duration::from_secs(5));
+        opts.set_last_will(LastWill::new(status_topic.clone(), status(false), QoS::AtLeastOnce, true));
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let poll = tokio::spawn(async move {
+            loop {
+                if eventloop.poll().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        client.publish(status_topic, QoS::AtLeastOnce, true, status(true)).await.unwrap();
+        let beats = {
+            let client = client.clone();
+            let topic = Topic::new(device, Channel::Heartbeat).name();
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let sensor = SensorHealth {
+                        state: SensorState::Ok,
+                        last_values: [("level".to_owned(), level)].into(),
+                        ..SensorHealth::default()
+                    };
+                    let hb = Heartbeat {
+                        version: "0.9.0-test".into(),
+                        uptime_s: started.elapsed().as_secs(),
+                        buffer_depth: Some(0),
+                        sensors: [("sungai".to_owned(), sensor)].into(),
+                        ..Heartbeat::default()
+                    };
+                    let _ = client.publish(topic.clone(), QoS::AtMostOnce, false, hb.to_json().unwrap()).await;
+                }
+            })
+        };
+        Device { client, poll, beats }
+    }
+
+    async fn publish(&self, batch: &ReadingBatch) {
+        let topic = Topic::new(DeviceId::new(DEVICE).unwrap(), Channel::Readings).name();
+        self.client.publish(topic, QoS::AtLeastOnce, false, batch.encode()).await.unwrap();
+    }
+
+    /// Loses power: no more heartbeats, the TCP connection dropped without a DISCONNECT, so
+    /// the broker publishes the last will.
+    fn die(self) {
+        self.beats.abort();
+        self.poll.abort();
+    }
+}
+
+/// Readings of the last few whole minutes, one every 5 s, with uneven values.
+fn readings(now_ms: i64) -> Vec<Reading> {
+    let start = (now_ms / 60_000 - 4) * 60_000;
+    (1..=36u64)
+        .map(|seq| Reading {
+            seq,
+            sensor: "sungai".into(),
+            metric: "level".into(),
+            unit: "cm".into(),
+            value: 80.0 + ((seq * 7) % 13) as f64 * 0.5,
+            time: ReadingTime {
+                wall_ms: start + seq as i64 * 5_000,
+                synced: true,
+                boot_id: BootId([3; 16]),
+                mono_ms: seq * 5_000,
+            },
+        })
+        .collect()
+}
+
+/// What a chart must show for `readings`: per minute, (n, min, max, avg).
+fn per_minute(readings: &[Reading]) -> BTreeMap<i64, (u64, f64, f64, f64)> {
+    let mut m: BTreeMap<i64, (u64, f64, f64, f64)> = BTreeMap::new();
+    for r in readings {
+        let e = m.entry(r.time.wall_ms.div_euclid(60_000) * 60_000).or_insert((0, f64::MAX, f64::MIN, 0.0));
+        e.0 += 1;
+        e.1 = e.1.min(r.value);
+        e.2 = e.2.max(r.value);
+        e.3 += r.value;
+    }
+    m.values_mut().for_each(|e| e.3 /= e.0 as f64);
+    m
+}
+
+fn write_config(dir: &Path) -> PathBuf {
+    let path = dir.join("fleet.toml");
+    let text = format!(
+        "[broker]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"{}\"\ncommit_interval = \"20ms\"\n\n\
+         [api]\nlisten = \"127.0.0.1:0\"\n\n[health]\noffline_after = \"3s\"\n\n\
+         [alerts]\nlevel_thresholds = {{ \"{DEVICE}/sungai\" = 100.0 }}\n\n[dashboard]\ntimezone = \"WITA\"\n",
+        dir.join("fleet.db").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `simpul-fleet users add olga --role ops --password-stdin --offline`, as an operator does
+/// before the first start.
+fn add_user_offline(config: &Path) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simpul-fleet"))
+        .args(["users", "add", "olga", "--role", "ops", "--password-stdin", "--offline", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "users add: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// chromedriver on a free port, and a headless Chromium session through it.
+async fn browser(chromedriver: &Path) -> (Child, Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let driver = Child(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut caps = serde_json::Map::new();
+    let mut chrome = serde_json::json!({
+        "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1280,1000", "--lang=en-US"],
+    });
+    if let Some(bin) = installed(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]) {
+        chrome["binary"] = serde_json::json!(bin.display().to_string());
+    }
+    caps.insert("goog:chromeOptions".into(), chrome);
+    // chromedriver takes a moment to listen: retry the session until it answers.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        // Plain HTTP to chromedriver on loopback: no TLS, so no crypto provider to choose.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let connect =
+            ClientBuilder::new(connector).capabilities(caps.clone()).connect(&format!("http://127.0.0.1:{port}")).await;
+        match connect {
+            Ok(c) => return (driver, c),
+            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => panic!("no WebDriver session: {e}"),
+        }
+    }
+}
+
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
+}
+
+fn row(online: bool) -> String {
+    format!("tr.device-row[data-device=\"{DEVICE}\"][data-online=\"{online}\"]")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_logs_in_sees_a_device_go_offline_and_back_and_its_chart_shows_the_readings_sent() {
+    let Some(chromedriver) = installed(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]) else {
+        eprintln!("SKIPPED: chromedriver is not installed (apt-get install chromium chromium-driver; scripts/test does)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_config(dir.path());
+    add_user_offline(&config_path);
+    let config = simpul_fleet::config::load(&config_path).unwrap();
+    let shutdown = CancellationToken::new();
+    let fleet = simpul_fleet::start(config, shutdown.clone()).await.unwrap();
+    tokio::time::timeout(WAIT, fleet.ingest_ready.cancelled()).await.expect("fleet subscribed");
+    let broker = fleet.broker_addr.expect("the embedded broker");
+    let base = format!("http://{}", fleet.api_addr);
+
+    let device = Device::connect(broker, 120.0).await;
+    let sent = readings(simpul_fleet::ingest::now_ms());
+    device.publish(&ReadingBatch { readings: sent.clone(), dropped: vec![] }).await;
+
+    let (_driver, c) = browser(&chromedriver).await;
+    // `/` leads to the dashboard, which asks for a login; the page speaks Indonesian when asked.
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_for(&c, "#login-form").await;
+    assert_eq!(wait_for(&c, "#login-submit").await.text().await.unwrap(), "Log in", "an English browser gets English");
+    c.execute("localStorage.setItem('simpul.lang', 'id')", vec![]).await.unwrap();
+    c.refresh().await.unwrap();
+    assert_eq!(wait_for(&c, "#login-submit").await.text().await.unwrap(), "Masuk");
+
+    // A wrong password is refused in plain words; the right one logs in.
+    wait_for(&c, "#username").await.send_keys("olga").await.unwrap();
+    wait_for(&c, "#password").await.send_keys("not the password").await.unwrap();
+    wait_for(&c, "#login-submit").await.click().await.unwrap();
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//p[@id='login-error' and contains(., 'salah')]"))
+        .await
+        .expect("a wrong password is said so");
+    let password = wait_for(&c, "#password").await;
+    password.clear().await.unwrap();
+    password.send_keys(PASSWORD).await.unwrap();
+    wait_for(&c, "#login-submit").await.click().await.unwrap();
+
+    // The device is in the list, online, with its water level over the threshold.
+    let online = wait_for(&c, &row(true)).await;
+    assert_eq!(online.find(Locator::Css(".state")).await.unwrap().text().await.unwrap(), "Terhubung");
+    online.find(Locator::Css("[data-alert=\"water_level\"]")).await.expect("the water level alert");
+    assert!(online.text().await.unwrap().contains("0.9.0-test"));
+
+    // It loses power: the last will and the missing heartbeats turn it offline...
+    device.die();
+    let offline = wait_for(&c, &row(false)).await;
+    assert_eq!(offline.find(Locator::Css(".state")).await.unwrap().text().await.unwrap(), "Terputus");
+    // ...and it comes back.
+    let device = Device::connect(broker, 90.0).await;
+    wait_for(&c, &row(true)).await;
+
+    // Its page: the chart's points are the readings sent, per minute.
+    wait_for(&c, &format!("{} a", row(true))).await.click().await.unwrap();
+    wait_for(&c, "svg[data-series=\"sungai/level\"] circle.pt").await;
+    let head = wait_for(&c, "#device-head p").await.text().await.unwrap();
+    assert!(head.contains("WITA"), "times in the site's zone: {head}");
+    let mut shown = BTreeMap::new();
+    for dot in c.find_all(Locator::Css("svg[data-series=\"sungai/level\"] circle.pt")).await.unwrap() {
+        let attr = |name: &'static str| {
+            let dot = dot.clone();
+            async move { dot.attr(name).await.unwrap().unwrap_or_else(|| panic!("{name} on a dot")) }
+        };
+        let minute: i64 = attr("data-minute-ms").await.parse().unwrap();
+        let n: u64 = attr("data-n").await.parse().unwrap();
+        let min: f64 = attr("data-min").await.parse().unwrap();
+        let max: f64 = attr("data-max").await.parse().unwrap();
+        let avg: f64 = attr("data-avg").await.parse().unwrap();
+        shown.insert(minute, (n, min, max, avg));
+    }
+    let expected = per_minute(&sent);
+    assert_eq!(shown.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "one dot per minute sent");
+    for (minute, (n, min, max, avg)) in &expected {
+        let (sn, smin, smax, savg) = shown[minute];
+        assert_eq!(sn, *n, "minute {minute}");
+        for (got, want) in [(smin, *min), (smax, *max), (savg, *avg)] {
+            assert!((got - want).abs() < 1e-9, "minute {minute}: shown {got}, sent {want}");
+        }
+    }
+
+    c.close().await.unwrap();
+    device.die();
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, fleet.wait()).await.expect("the fleet stops");
+}
