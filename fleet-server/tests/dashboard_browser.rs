@@ -204,6 +204,15 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
     c.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
 }
 
+/// Saves what the browser shows as `{name}.png` in `$SIMPUL_DASHBOARD_SCREENSHOTS`, when set
+/// (for people reviewing the page; the test checks the DOM).
+async fn screenshot(c: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("SIMPUL_DASHBOARD_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
 fn row(online: bool) -> String {
     format!("tr.device-row[data-device=\"{DEVICE}\"][data-online=\"{online}\"]")
 }
@@ -256,11 +265,13 @@ async fn an_operator_logs_in_sees_a_device_go_offline_and_back_and_its_chart_sho
     assert_eq!(online.find(Locator::Css(".state")).await.unwrap().text().await.unwrap(), "Terhubung");
     online.find(Locator::Css("[data-alert=\"water_level\"]")).await.expect("the water level alert");
     assert!(online.text().await.unwrap().contains("0.9.0-test"));
+    screenshot(&c, "fleet").await;
 
     // It loses power: the last will and the missing heartbeats turn it offline...
     device.die();
     let offline = wait_for(&c, &row(false)).await;
     assert_eq!(offline.find(Locator::Css(".state")).await.unwrap().text().await.unwrap(), "Terputus");
+    screenshot(&c, "fleet-offline").await;
     // ...and it comes back.
     let device = Device::connect(broker, 90.0).await;
     wait_for(&c, &row(true)).await;
@@ -270,6 +281,7 @@ async fn an_operator_logs_in_sees_a_device_go_offline_and_back_and_its_chart_sho
     wait_for(&c, "svg[data-series=\"sungai/level\"] circle.pt").await;
     let head = wait_for(&c, "#device-head p").await.text().await.unwrap();
     assert!(head.contains("WITA"), "times in the site's zone: {head}");
+    screenshot(&c, "device").await;
     let mut shown = BTreeMap::new();
     for dot in c.find_all(Locator::Css("svg[data-series=\"sungai/level\"] circle.pt")).await.unwrap() {
         let attr = |name: &'static str| {

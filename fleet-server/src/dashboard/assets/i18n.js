@@ -46,7 +46,7 @@ const WORDS = {
     "device.no_config": "Belum ada konfigurasi dari pusat.",
     "device.history": "Riwayat kesehatan",
     "range.1h": "1 jam", "range.6h": "6 jam", "range.24h": "24 jam", "range.7d": "7 hari",
-    "h.version": "Versi", "h.uptime": "Menyala sejak", "h.buffer": "Bacaan menunggu dikirim",
+    "h.version": "Versi", "h.uptime": "Menyala selama", "h.buffer": "Bacaan menunggu dikirim",
     "h.oldest": "Bacaan tertua belum terkirim", "h.temp": "Suhu prosesor", "h.throttled": "Daya/suhu dibatasi",
     "h.sensors": "Sensor", "h.config": "Versi konfigurasi", "h.received": "Detak terakhir",
     "h.disk": "Sisa disk", "h.memory": "Memori terpakai", "h.link": "Sambungan",
