@@ -220,7 +220,9 @@ fn row(online: bool) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_logs_in_sees_a_device_go_offline_and_back_and_its_chart_shows_the_readings_sent() {
     let Some(chromedriver) = installed(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]) else {
-        eprintln!("SKIPPED: chromedriver is not installed (apt-get install chromium chromium-driver; scripts/test does)");
+        eprintln!(
+            "SKIPPED: chromedriver is not installed (apt-get install chromium chromium-driver; scripts/test does)"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();

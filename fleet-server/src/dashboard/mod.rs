@@ -21,17 +21,13 @@ struct Asset {
 const ASSETS: &[Asset] = &[
     Asset { name: "index.html", content_type: "text/html; charset=utf-8", bytes: include_bytes!("assets/index.html") },
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("assets/app.css") },
+    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("assets/app.js") },
+    Asset { name: "i18n.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("assets/i18n.js") },
     Asset {
-        name: "app.js",
+        name: "chart.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("assets/app.js"),
+        bytes: include_bytes!("assets/chart.js"),
     },
-    Asset {
-        name: "i18n.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("assets/i18n.js"),
-    },
-    Asset { name: "chart.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("assets/chart.js") },
 ];
 
 /// The dashboard's routes: `/` and `/dashboard` redirect to `/dashboard/`, which serves
@@ -57,11 +53,9 @@ async fn settings(State(zone): State<SiteZone>) -> Response {
 
 fn asset(name: &str) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
-        Some(a) => (
-            [(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "no-cache")],
-            a.bytes,
-        )
-            .into_response(),
+        Some(a) => {
+            ([(header::CONTENT_TYPE, a.content_type), (header::CACHE_CONTROL, "no-cache")], a.bytes).into_response()
+        }
         None => (StatusCode::NOT_FOUND, "no such file").into_response(),
     }
 }

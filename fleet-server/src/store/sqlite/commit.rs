@@ -328,14 +328,8 @@ impl Commit<'_> {
         self.offsets.remove(&(id, boot));
         let Some(offset) = self.offset(id, boot)? else { return Ok(()) };
         let held = HeldSelection::Boot { device_id: id, boot };
-        self.last_id = deliver_held(
-            &self.tx,
-            held,
-            self.last_id,
-            Some(offset),
-            &mut self.outcome.delivered,
-            &mut self.minutes,
-        )?;
+        self.last_id =
+            deliver_held(&self.tx, held, self.last_id, Some(offset), &mut self.outcome.delivered, &mut self.minutes)?;
         Ok(())
     }
 

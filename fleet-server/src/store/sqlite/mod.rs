@@ -24,8 +24,8 @@ use simpul_protocol::DeviceId;
 
 use super::config::{ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig};
 use super::{
-    CommitOutcome, DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProtocolEvent, SeriesPoints, Store,
-    StoreError, StoredReading,
+    CommitOutcome, DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProtocolEvent, SeriesPoints,
+    Store, StoreError, StoredReading,
 };
 
 pub use auth::SqliteAuthStore;

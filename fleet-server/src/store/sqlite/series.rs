@@ -21,9 +21,8 @@ pub fn series_minutes(
          LEFT JOIN series_minutes m ON m.series_id = s.id AND m.minute BETWEEN ?2 AND ?3
          WHERE d.name = ?1 ORDER BY s.sensor, s.metric, s.unit, s.id, m.minute",
     )?;
-    let rows = stmt.query_map(
-        params![device.as_str(), since_ms.div_euclid(60_000), until_ms.div_euclid(60_000)],
-        |r| {
+    let rows =
+        stmt.query_map(params![device.as_str(), since_ms.div_euclid(60_000), until_ms.div_euclid(60_000)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -35,8 +34,7 @@ pub fn series_minutes(
                 r.get::<_, Option<f64>>(7)?,
                 r.get::<_, Option<f64>>(8)?,
             ))
-        },
-    )?;
+        })?;
     let mut out: Vec<SeriesPoints> = Vec::new();
     let mut last_id = None;
     for row in rows {
@@ -122,7 +120,9 @@ mod tests {
     fn held_readings_count_at_their_corrected_minute_when_delivered() {
         let (_dir, store) = open();
         // Taken while the box believed it was 1970; the sync says it was T0.
-        store.commit(&[batch(vec![reading(1, "rain", 5_000, 2.5, false), reading(2, "rain", 6_000, 3.5, false)])], 1).unwrap();
+        store
+            .commit(&[batch(vec![reading(1, "rain", 5_000, 2.5, false), reading(2, "rain", 6_000, 3.5, false)])], 1)
+            .unwrap();
         assert_eq!(points(&store, "rain"), [], "held, not charted yet");
         let sync = Inbound::ClockSynced { device: dev(), boot_id: BootId([9; 16]), offset_ms: T0 - 5_000 };
         store.commit(&[sync], 2).unwrap();
@@ -134,7 +134,10 @@ mod tests {
         let (_dir, store) = open();
         store.commit(&[batch(vec![reading(1, "river", T0, 1.0, true), reading(2, "tank", T0, 2.0, true)])], 1).unwrap();
         let series = store.series_minutes(&dev(), 0, 1000).unwrap();
-        assert_eq!(series.iter().map(|s| (s.sensor.as_str(), s.points.len())).collect::<Vec<_>>(), [("river", 0), ("tank", 0)]);
+        assert_eq!(
+            series.iter().map(|s| (s.sensor.as_str(), s.points.len())).collect::<Vec<_>>(),
+            [("river", 0), ("tank", 0)]
+        );
         assert!(store.series_minutes(&DeviceId::new("kel-zz").unwrap(), 0, i64::MAX / 2).unwrap().is_empty());
     }
 }
