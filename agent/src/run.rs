@@ -1,6 +1,5 @@
 //! `run(config, shutdown)`: the whole agent, as the binary and the tests start it.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +13,8 @@ use crate::buffer::{Buffer, BufferError, BufferOptions, WriterSummary, spawn_wri
 use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
 use crate::remote_config::{self, RemoteStatus};
-use crate::sensor::{SensorStats, Supervisor};
-use crate::{sensor, uplink};
+use crate::sensor::{LiveSensors, Supervisor};
+use crate::uplink;
 
 /// How many samples may wait between the sensors and the buffer writer. Beyond it a
 /// sensor waits (backpressure) rather than dropping; at 8 sensors at 1 Hz this is minutes.
@@ -88,8 +87,8 @@ impl RunOptions {
 /// What a running agent lets its caller watch (tests; a later local API).
 #[derive(Clone, Debug)]
 pub struct Observed {
-    /// The running sensors' counters, by id, after every change.
-    pub sensors: watch::Receiver<BTreeMap<String, Arc<SensorStats>>>,
+    /// The running sensors, after every change.
+    pub sensors: LiveSensors,
     /// The uplink's state, when it runs.
     pub uplink: Option<Arc<uplink::UplinkStats>>,
     /// The remote config's state, when it runs.
@@ -129,18 +128,18 @@ pub async fn run_with(
     let mut supervisor = Supervisor::new(clock, tx, shutdown.clone(), tracker.clone());
     supervisor.apply(&config.sensors, &config.sensor_retry).await;
     let sensors = supervisor.set();
-    let sensor_watch = supervisor.watch();
+    let live = supervisor.live();
     tracker.close();
     tracing::info!(sensors = ?sensors.stats().keys().collect::<Vec<_>>(), "sensors started");
     if let Some(listen) = config.status_page.listen {
-        let page = status_page_sources(&config, &device, &sensors, uplink.as_ref());
+        let page = status_page_sources(&config, &device, live.clone(), uplink.as_ref());
         crate::status_page::spawn(listen, page, shutdown.clone()).await;
     }
 
     let health = crate::health::spawn(
         &config.health,
         &config.buffer.path,
-        &sensors,
+        live.clone(),
         uplink.as_ref(),
         health_clock,
         std::time::Instant::now(),
@@ -162,7 +161,7 @@ pub async fn run_with(
     };
     if let Some(started) = run.started {
         let observed = Observed {
-            sensors: sensor_watch,
+            sensors: live,
             uplink: uplink.as_ref().map(|u| Arc::clone(&u.stats)),
             remote: remote.as_ref().map(|r| r.status.clone()),
         };
@@ -198,7 +197,7 @@ pub async fn run_with(
 fn status_page_sources(
     config: &AgentConfig,
     device: &DeviceId,
-    sensors: &sensor::SensorSet,
+    sensors: LiveSensors,
     uplink: Option<&uplink::UplinkHandle>,
 ) -> crate::status_page::Sources {
     let page = &config.status_page;
@@ -206,10 +205,9 @@ fn status_page_sources(
         device: device.to_string(),
         site: config.device.site.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        sensors: sensors.stats().clone(),
+        sensors,
         uplink: uplink.map(|u| Arc::clone(&u.stats)),
         buffer_path: config.buffer.path.clone(),
-        configured_ports: config.sensors.values().filter_map(|s| s.port()).map(|p| p.path.clone()).collect(),
         ports_dir: page.ports_dir.clone(),
         port_prefixes: page.port_prefixes.clone(),
         zone: page.timezone,

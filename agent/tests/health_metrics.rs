@@ -10,7 +10,7 @@ use simpul_agent::buffer::{Buffer, BufferOptions};
 use simpul_agent::clock::{Clock, ManualClock};
 use simpul_agent::config::{HealthConfig, RetryConfig};
 use simpul_agent::health::{Collector, Sources, SystemReader, metrics};
-use simpul_agent::sensor;
+use simpul_agent::sensor::{self, LiveSensors};
 use simpul_protocol::ReadingTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ async fn collector(dir: &Path, shutdown: &CancellationToken) -> Arc<Collector> {
         ..HealthConfig::default()
     };
     Arc::new(Collector::new(Sources {
-        sensors: set.stats().clone(),
+        sensors: LiveSensors::fixed(set.stats().clone()),
         uplink: None,
         buffer: Some(Buffer::open_read_only(&path).expect("read-only buffer")),
         system: SystemReader::new(&health, &path),

@@ -5,10 +5,12 @@ mod remote_config_support;
 mod uplink_support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use remote_config_support::{Agent, Fleet, Site};
 use simpul_protocol::control::ConfigState;
 use simpul_tests::Mosquitto;
+use simpul_tests::mosquitto::{free_port, wait_until_accepting};
 use uplink_support::within;
 
 const ADD: &str = "[sensors.added]\nkind = \"simulated\"\ninterval = \"10ms\"\n";
@@ -62,5 +64,47 @@ async fn adding_then_removing_a_sensor_touches_only_that_sensor_and_survives_a_r
     assert!(file.starts_with("# simpul-fleet version=2 handled=2 trial=false"), "{file}");
     let prev = Site::read(&site.prev_file()).expect("90-fleet.toml.prev kept");
     assert!(prev.starts_with("# simpul-fleet version=1 ") && prev.ends_with(ADD), "{prev}");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensor_the_fleet_adds_shows_in_the_heartbeat_and_on_the_status_page_without_a_restart() {
+    let broker = Mosquitto::start().await.expect("mosquitto (apt-get install mosquitto)");
+    let page = free_port().expect("port");
+    let extra = format!("[health]\nheartbeat_interval = \"1s\"\n[status_page]\nlisten = \"{page}\"\n");
+    let site = Site::with(broker.port(), &extra);
+    let mut fleet = Fleet::start(broker.port()).await;
+    let agent = Agent::start(&site).await;
+    wait_until_accepting(page, Duration::from_secs(20)).await.expect("the page listens");
+    fleet.heartbeat(|h| h.sensors.contains_key("keep")).await;
+
+    fleet.desire(1, ADD).await;
+    let (report, _) = fleet.report(1).await;
+    assert_eq!(report.state, ConfigState::Applied);
+    let beat = fleet.heartbeat(|h| h.sensors.contains_key("added")).await;
+    assert!(beat.sensors.contains_key("keep"), "{:?}", beat.sensors.keys());
+    let status = within("the page lists the added sensor", async {
+        loop {
+            let body =
+                reqwest::get(format!("http://{page}/status.json")).await.expect("GET").text().await.expect("body");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+            let ids: Vec<String> = v["sensors"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s["id"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            if ids.iter().any(|i| i == "added") {
+                return ids;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(status, ["added", "keep"]);
+
+    // Taking it away again takes it off both.
+    fleet.desire(2, "# no fleet sensors\n").await;
+    fleet.report(2).await;
+    let beat = fleet.heartbeat(|h| !h.sensors.contains_key("added")).await;
+    assert!(beat.sensors.contains_key("keep"));
     agent.stop().await;
 }

@@ -17,13 +17,13 @@ use super::sensors::{self, Progress};
 use super::system::SystemReader;
 use crate::buffer::{Buffer, BufferStats};
 use crate::clock::Clock;
-use crate::sensor::{SensorSnapshot, SensorStats};
+use crate::sensor::{LiveSensors, SensorSnapshot};
 use crate::uplink::{UplinkSnapshot, UplinkStats};
 
 /// What the collector reads.
 pub struct Sources {
-    /// Live counters of every sensor, by id.
-    pub sensors: BTreeMap<String, Arc<SensorStats>>,
+    /// The running sensors (a sensor the fleet adds shows up in the next heartbeat).
+    pub sensors: LiveSensors,
     /// The uplink's state; `None` when the uplink is disabled.
     pub uplink: Option<Arc<UplinkStats>>,
     /// A read-only connection to the buffer; `None` when it could not be opened.
@@ -54,7 +54,7 @@ struct Baseline {
 
 /// Builds heartbeats from [`Sources`]; shared by the heartbeat task and `/metrics`.
 pub struct Collector {
-    sensors: BTreeMap<String, Arc<SensorStats>>,
+    sensors: LiveSensors,
     uplink: Option<Arc<UplinkStats>>,
     buffer: Option<Arc<Mutex<Buffer>>>,
     system: SystemReader,
@@ -67,13 +67,13 @@ pub struct Collector {
 
 impl std::fmt::Debug for Sources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sources").field("sensors", &self.sensors.keys()).finish_non_exhaustive()
+        f.debug_struct("Sources").field("sensors", &self.sensors.ids()).finish_non_exhaustive()
     }
 }
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collector").field("sensors", &self.sensors.keys()).finish_non_exhaustive()
+        f.debug_struct("Collector").field("sensors", &self.sensors.ids()).finish_non_exhaustive()
     }
 }
 
@@ -127,7 +127,7 @@ impl Collector {
         });
         let now = self.clock.now();
         let snaps: BTreeMap<String, SensorSnapshot> =
-            self.sensors.iter().map(|(id, s)| (id.clone(), s.snapshot())).collect();
+            self.sensors.stats().iter().map(|(id, s)| (id.clone(), s.snapshot())).collect();
         let mut base = self.baseline.lock().unwrap_or_else(|p| p.into_inner());
         if advance {
             base.cpu_percent = base.cpu.zip(cpu).and_then(|(a, b)| procfs::cpu_percent(a, b));
@@ -193,6 +193,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::config::HealthConfig;
+    use crate::sensor::SensorStats;
 
     fn config(dir: &Path) -> HealthConfig {
         HealthConfig {
@@ -213,7 +214,7 @@ mod tests {
 
     fn collector(dir: &Path, sensors: BTreeMap<String, Arc<SensorStats>>, buffer: Option<Buffer>) -> Collector {
         Collector::new(Sources {
-            sensors,
+            sensors: LiveSensors::fixed(sensors),
             uplink: None,
             buffer,
             system: SystemReader::new(&config(dir), &dir.join("buffer.db")),

@@ -35,7 +35,7 @@ pub use system::SystemReader;
 use crate::buffer::Buffer;
 use crate::clock::Clock;
 use crate::config::HealthConfig;
-use crate::sensor::SensorSet;
+use crate::sensor::LiveSensors;
 use crate::uplink::{Notice, UplinkHandle};
 
 /// The running health tasks.
@@ -65,7 +65,7 @@ impl HealthHandle {
 pub async fn spawn(
     config: &HealthConfig,
     buffer_path: &Path,
-    sensors: &SensorSet,
+    sensors: LiveSensors,
     uplink: Option<&UplinkHandle>,
     clock: Arc<dyn Clock>,
     started: Instant,
@@ -84,7 +84,7 @@ pub async fn spawn(
         }
     };
     let collector = Arc::new(Collector::new(Sources {
-        sensors: sensors.stats().clone(),
+        sensors,
         uplink: uplink.map(|u| Arc::clone(&u.stats)),
         buffer,
         system: SystemReader::new(config, buffer_path),

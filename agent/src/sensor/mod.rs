@@ -24,6 +24,7 @@ use crate::config::{RetryConfig, SensorConfig};
 
 pub mod ascii;
 mod emit;
+mod live;
 pub mod modbus;
 pub(crate) mod port;
 pub(crate) mod retry;
@@ -32,6 +33,7 @@ mod stats;
 mod supervisor;
 
 pub use emit::Channel;
+pub use live::{LiveSensors, Running};
 pub use stats::{SensorSnapshot, SensorStats, Trouble};
 pub use supervisor::{Supervisor, UnitChanges};
 

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{SensorSet, SensorStats, ascii, emit, modbus, simulated};
+use super::{LiveSensors, Running, SensorSet, SensorStats, ascii, emit, modbus, simulated};
 use crate::Sample;
 use crate::clock::Clock;
 use crate::config::{RetryConfig, SensorConfig};
@@ -62,7 +62,7 @@ pub struct Supervisor {
     tracker: TaskTracker,
     units: BTreeMap<UnitKey, Unit>,
     stats: BTreeMap<String, Arc<SensorStats>>,
-    live: watch::Sender<BTreeMap<String, Arc<SensorStats>>>,
+    live: watch::Sender<Running>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -81,7 +81,7 @@ impl Supervisor {
             tracker,
             units: BTreeMap::new(),
             stats: BTreeMap::new(),
-            live: watch::Sender::new(BTreeMap::new()),
+            live: watch::Sender::new(Running::default()),
         }
     }
 
@@ -90,9 +90,9 @@ impl Supervisor {
         SensorSet { stats: self.stats.clone() }
     }
 
-    /// The running sensors' counters, updated after every [`Supervisor::apply`].
-    pub fn watch(&self) -> watch::Receiver<BTreeMap<String, Arc<SensorStats>>> {
-        self.live.subscribe()
+    /// The running sensors, updated after every [`Supervisor::apply`].
+    pub fn live(&self) -> LiveSensors {
+        LiveSensors::new(self.live.subscribe())
     }
 
     /// Makes the running sensors match `sensors`: starts new units, stops removed ones,
@@ -137,7 +137,8 @@ impl Supervisor {
             changes.stopped.push(id);
         }
         changes.restarted.retain(|id| sensors.contains_key(id));
-        self.live.send_replace(self.stats.clone());
+        let ports = sensors.values().filter_map(|s| s.port()).map(|p| p.path.clone()).collect();
+        self.live.send_replace(Running { stats: self.stats.clone(), ports });
         changes
     }
 

@@ -1,7 +1,6 @@
 //! The status page's HTTP server: `/` (HTML), `/status.json`, and `POST /probe?port=`
 //! (probe a newly plugged port and propose it to the fleet).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use super::probe::ProbeHook;
 use super::render;
 use super::view::{LinkView, SensorView, StatusView};
 use crate::buffer::Buffer;
-use crate::sensor::SensorStats;
+use crate::sensor::LiveSensors;
 use crate::uplink::UplinkStats;
 
 /// Where the page's facts come from: the live counters, shared with the rest of the agent.
@@ -30,12 +29,11 @@ pub struct Sources {
     pub device: String,
     pub site: Option<String>,
     pub version: String,
-    pub sensors: BTreeMap<String, Arc<SensorStats>>,
+    /// The running sensors (a sensor the fleet adds shows up without a restart).
+    pub sensors: LiveSensors,
     /// `None` when the uplink is off.
     pub uplink: Option<Arc<UplinkStats>>,
     pub buffer_path: PathBuf,
-    /// Ports the configured sensors use.
-    pub configured_ports: Vec<PathBuf>,
     pub ports_dir: PathBuf,
     pub port_prefixes: Vec<String>,
     pub zone: Zone,
@@ -50,7 +48,8 @@ impl Sources {
     pub async fn view(&self) -> StatusView {
         let now_ms = crate::clock::wall_ms(std::time::SystemTime::now());
         let stale_ms = i64::try_from(self.stale_after.as_millis()).unwrap_or(i64::MAX);
-        let sensors = self.sensors.iter().map(|(id, s)| SensorView::from_snapshot(id, &s.snapshot(), now_ms, stale_ms));
+        let sensors = self.sensors.stats();
+        let sensors = sensors.iter().map(|(id, s)| SensorView::from_snapshot(id, &s.snapshot(), now_ms, stale_ms));
         let path = self.buffer_path.clone();
         let stats = tokio::task::spawn_blocking(move || Buffer::open_read_only(&path).and_then(|b| b.stats()))
             .await
@@ -73,7 +72,7 @@ impl Sources {
 
     /// Ports plugged in that no sensor uses, read on the blocking pool.
     async fn unconfigured(&self) -> Vec<PathBuf> {
-        let (dir, prefixes, used) = (self.ports_dir.clone(), self.port_prefixes.clone(), self.configured_ports.clone());
+        let (dir, prefixes, used) = (self.ports_dir.clone(), self.port_prefixes.clone(), self.sensors.ports());
         tokio::task::spawn_blocking(move || ports::unconfigured(&dir, &prefixes, &used)).await.unwrap_or_default()
     }
 }

@@ -11,7 +11,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use simpul_agent::buffer::WriterSummary;
 use simpul_agent::run::{Observed, RunError, RunOptions};
 use simpul_agent::sensor::SensorStats;
-use simpul_protocol::control::{DesiredConfig, Event as ControlEvent, ReportedConfig};
+use simpul_protocol::control::{DesiredConfig, Event as ControlEvent, Heartbeat, ReportedConfig};
 use simpul_protocol::{Channel, ControlMessage, DeviceId, Topic};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -24,6 +24,7 @@ use crate::uplink_support::{device, synced_clock, within};
 pub enum Seen {
     Reported(ReportedConfig, bool),
     Event(ControlEvent),
+    Heartbeat(Box<Heartbeat>),
 }
 
 /// A fake fleet: publishes desired configs retained, collects reports and events.
@@ -42,6 +43,7 @@ impl Fleet {
         let (subscribed_tx, subscribed) = oneshot::channel();
         let reported = topic(Channel::ConfigReported);
         let events = topic(Channel::Events);
+        let heartbeats = topic(Channel::Heartbeat);
         let sub = client.clone();
         tokio::spawn(async move {
             let mut subscribed_tx = Some(subscribed_tx);
@@ -50,6 +52,7 @@ impl Fleet {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         let _ = sub.subscribe(reported.clone(), QoS::AtLeastOnce).await;
                         let _ = sub.subscribe(events.clone(), QoS::AtLeastOnce).await;
+                        let _ = sub.subscribe(heartbeats.clone(), QoS::AtMostOnce).await;
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         if let Some(t) = subscribed_tx.take() {
@@ -59,6 +62,8 @@ impl Fleet {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let seen = if p.topic == reported {
                             ReportedConfig::from_json(&p.payload).ok().map(|r| Seen::Reported(r, p.retain))
+                        } else if p.topic == heartbeats {
+                            Heartbeat::from_json(&p.payload).ok().map(|h| Seen::Heartbeat(Box::new(h)))
                         } else {
                             ControlEvent::from_json(&p.payload).ok().map(Seen::Event)
                         };
@@ -103,6 +108,20 @@ impl Fleet {
         .await
     }
 
+    /// The next heartbeat for which `ok` holds.
+    pub async fn heartbeat(&mut self, ok: impl Fn(&Heartbeat) -> bool) -> Heartbeat {
+        within("a heartbeat", async {
+            loop {
+                if let Some(Seen::Heartbeat(h)) = self.seen.recv().await {
+                    if ok(&h) {
+                        return *h;
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     /// The next event of the config kind.
     pub async fn rolled_back_event(&mut self) -> ControlEvent {
         within("a config_rolled_back event", async {
@@ -130,6 +149,11 @@ pub struct Site {
 impl Site {
     /// `agent.toml` for a broker on `port`, one simulated sensor `keep`, rollback after 2s.
     pub fn new(port: u16) -> Site {
+        Site::with(port, "")
+    }
+
+    /// [`Site::new`] with `extra` TOML (whole tables) appended.
+    pub fn with(port: u16, extra: &str) -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
         let main = dir.path().join("agent.toml");
         let text = format!(
@@ -137,7 +161,7 @@ impl Site {
              [uplink]\nenabled = true\nbroker = \"127.0.0.1:{port}\"\nkeepalive = \"5s\"\nbatch_interval = \"50ms\"\n\
              reconnect_min = \"50ms\"\nreconnect_max = \"500ms\"\n\
              [remote_config]\nrollback_after = \"2s\"\n\
-             [sensors.keep]\nkind = \"simulated\"\ninterval = \"10ms\"\n",
+             [sensors.keep]\nkind = \"simulated\"\ninterval = \"10ms\"\n{extra}",
             device(),
             dir.path().join("buffer.db").display().to_string(),
         );
@@ -187,11 +211,11 @@ impl Agent {
 
     /// The running sensors now.
     pub fn sensor(&self, id: &str) -> Option<Arc<SensorStats>> {
-        self.observed.sensors.borrow().get(id).cloned()
+        self.observed.sensors.stats().get(id).cloned()
     }
 
     pub fn sensor_ids(&self) -> Vec<String> {
-        self.observed.sensors.borrow().keys().cloned().collect()
+        self.observed.sensors.ids()
     }
 
     /// Waits until `stats` counts more than `frames` good frames.
