@@ -44,7 +44,8 @@ enum Command {
     },
     /// Print the commented default config.
     PrintDefaultConfig,
-    /// Devices, over the API: `list`, `show <device>`.
+    /// Devices, over the API: `list`, `show <device>`, `proposals <device>`,
+    /// `accept <device> <proposal> [--as ID]`.
     #[command(subcommand)]
     Devices(devices::DevicesCmd),
     /// Operators (ops only): `list`, `add <name> --role R [--offline]`, `remove <name>`.

@@ -26,6 +26,7 @@ pub mod exit;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
+pub mod proposal;
 pub mod run;
 pub mod store;
 pub mod watermark;

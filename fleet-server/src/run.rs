@@ -86,7 +86,9 @@ pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(),
 pub async fn start(config: FleetConfig, shutdown: CancellationToken) -> Result<Running, RunError> {
     let path = config.store.path.clone();
     tracing::info!(store = %path.display(), broker = ?config.mqtt.broker, "simpul-fleet starting");
-    let store: Arc<dyn Store> = Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await??);
+    let every = config.store.health_history_every;
+    let open = move || SqliteStore::open(&path).map(|s| s.with_health_history_every(every));
+    let store: Arc<dyn Store> = Arc::new(tokio::task::spawn_blocking(open).await??);
     start_with_store(config, store, shutdown).await
 }
 

@@ -12,6 +12,8 @@ use common::{Setup, batch};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use simpul_fleet::auth::{Role, ops};
+use simpul_fleet::protocol::control::Event as DeviceEvent;
+use simpul_fleet::protocol::{Channel, ControlMessage};
 use simpul_fleet::store::sqlite::SqliteAuthStore;
 
 /// Who may call an endpoint.
@@ -150,6 +152,15 @@ fn endpoints() -> Vec<Endpoint> {
             None,
             200,
         ),
+        // The proposal World::start has the device send (the fleet's first event).
+        endpoint(
+            M::POST,
+            "/api/v1/devices/{device}/proposals/{event}/accept",
+            "/api/v1/devices/kel-auth/proposals/1/accept",
+            Ops,
+            Some(json!({"comment": "auth test"})),
+            200,
+        ),
     ]
 }
 
@@ -170,6 +181,13 @@ impl World {
         let mut agent = s.agent("kel-auth").await;
         agent.publish(&batch(1..=2)).await;
         agent.wait_ack(2).await;
+        let proposal = DeviceEvent::SensorProposed {
+            port: "/dev/ttyUSB1".to_owned(),
+            toml: "[sensors.usb1]\nkind = \"simulated\"\n".to_owned(),
+            summary: "auth test".to_owned(),
+        };
+        agent.publish_raw(Channel::Events, proposal.to_json().unwrap()).await;
+        s.fleet.until("/api/v1/devices/kel-auth/events", |v| v["events"][0]["id"] == 1).await;
         World { s, store, viewer, http: reqwest::Client::new() }
     }
 

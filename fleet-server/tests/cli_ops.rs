@@ -167,3 +167,43 @@ async fn config_and_groups_commands_set_versions_that_get_and_history_show() {
     let out = tokio::task::block_in_place(|| run(&["groups", "assign", "kel-cfg"], ""));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_proposals_lists_what_a_box_proposed_and_accept_adds_it_under_the_id_given() {
+    use simpul_fleet::protocol::control::Event;
+    use simpul_fleet::protocol::{Channel, ControlMessage};
+
+    let s = Setup::start(|_| {}).await;
+    let agent = s.agent("kel-prop").await;
+    let event = Event::SensorProposed {
+        port: "/dev/ttyUSB0".to_owned(),
+        toml: "[sensors.usb0]\nkind = \"simulated\"\n".to_owned(),
+        summary: "Modbus slave 2 at 19200 baud".to_owned(),
+    };
+    agent.publish_raw(Channel::Events, event.to_json().unwrap()).await;
+    s.fleet.until("/api/v1/devices", |v| v["devices"][0]["device"] == "kel-prop").await;
+    let v = s.fleet.until("/api/v1/devices/kel-prop/events", |v| v["events"][0]["id"].is_i64()).await;
+    let id = v["events"][0]["id"].as_i64().unwrap().to_string();
+    let api = s.fleet.api.clone();
+    let ops = s.fleet.token.clone();
+    let run = |args: &[&str]| fleet(&[args, &["--api", &api, "--token", &ops]].concat(), "");
+
+    let out = tokio::task::block_in_place(|| run(&["devices", "proposals", "kel-prop"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let row = table.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("/dev/ttyUSB0") && row.contains("slave 2") && row.contains("waiting"), "{table}");
+
+    let out = tokio::task::block_in_place(|| run(&["devices", "accept", "kel-prop", &id, "--as", "sumur"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("sensor sumur added in config version 1"), "{}", text(&out.stdout));
+    let out = tokio::task::block_in_place(|| run(&["devices", "proposals", "kel-prop", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["accepted"]["sensor_id"], "sumur", "{json}");
+
+    // Accepting again is refused with the reason, and a non-zero exit.
+    let out = tokio::task::block_in_place(|| run(&["devices", "accept", "kel-prop", &id]));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("already accepted"), "{}", text(&out.stderr));
+    s.stop().await;
+}

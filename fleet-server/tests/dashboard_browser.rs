@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
-use simpul_fleet::protocol::control::{ControlMessage, Heartbeat, SensorHealth, SensorState, Status};
+use simpul_fleet::protocol::control::{ControlMessage, Event, Heartbeat, SensorHealth, SensorState, Status};
 use simpul_fleet::protocol::{BootId, Channel, DeviceId, Reading, ReadingBatch, ReadingTime, Topic};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +93,18 @@ impl Device {
     async fn publish(&self, batch: &ReadingBatch) {
         let topic = Topic::new(DeviceId::new(DEVICE).unwrap(), Channel::Readings).name();
         self.client.publish(topic, QoS::AtLeastOnce, false, batch.encode()).await.unwrap();
+    }
+
+    /// Staff plugged in a rain gauge and pressed "propose" on the box's status page.
+    async fn propose(&self) {
+        let event = Event::SensorProposed {
+            port: "/dev/ttyUSB1".to_owned(),
+            toml: "[sensors.usb1]\nkind = \"ascii\"\nformat = \"number\"\nport = { path = \"/dev/ttyUSB1\", baud = 9600 }\n"
+                .to_owned(),
+            summary: "ASCII numbers at 9600 baud".to_owned(),
+        };
+        let topic = Topic::new(DeviceId::new(DEVICE).unwrap(), Channel::Events).name();
+        self.client.publish(topic, QoS::AtLeastOnce, false, event.to_json().unwrap()).await.unwrap();
     }
 
     /// Loses power: no more heartbeats, the TCP connection dropped without a DISCONNECT, so
@@ -218,7 +230,8 @@ fn row(online: bool) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_logs_in_sees_a_device_go_offline_and_back_and_its_chart_shows_the_readings_sent() {
+async fn an_operator_logs_in_sees_a_device_go_offline_and_back_its_chart_shows_the_readings_sent_and_accepts_a_proposal()
+ {
     let Some(chromedriver) = installed(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]) else {
         eprintln!(
             "SKIPPED: chromedriver is not installed (apt-get install chromium chromium-driver; scripts/test does)"
@@ -306,6 +319,15 @@ async fn an_operator_logs_in_sees_a_device_go_offline_and_back_and_its_chart_sho
             assert!((got - want).abs() < 1e-9, "minute {minute}: shown {got}, sent {want}");
         }
     }
+
+    // The box proposes a sensor; one click takes it into the device's desired config.
+    device.propose().await;
+    wait_for(&c, "#events-table button.accept[data-proposal]").await.click().await.unwrap();
+    let accepted = wait_for(&c, "#events-table .accepted").await.text().await.unwrap();
+    assert!(accepted.contains("usb1") && accepted.contains("1"), "{accepted}");
+    let desired = wait_for(&c, "#config pre.toml").await.text().await.unwrap();
+    assert!(desired.contains("[sensors.usb1]"), "the desired config shows the sensor: {desired}");
+    screenshot(&c, "proposal-accepted").await;
 
     c.close().await.unwrap();
     device.die();

@@ -31,16 +31,7 @@ fn status(online: bool) -> Vec<u8> {
 /// Polls `path` until `done` holds for its JSON (ingest commits asynchronously; nothing to
 /// await for a QoS 0 heartbeat).
 async fn until(s: &Setup, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let wait = async {
-        loop {
-            let v = s.fleet.get_json(path).await;
-            if done(&v) {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    };
-    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| panic!("{path} never matched"))
+    s.fleet.until(path, done).await
 }
 
 fn device<'a>(list: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {

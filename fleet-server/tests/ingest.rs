@@ -10,10 +10,12 @@ use std::sync::Arc;
 use common::{Agent, Fleet, Mosquitto, Setup, batch, fleet_config, read_all, reading};
 use simpul_fleet::protocol::{Channel, DeviceId, ReadingBatch, SeqRange};
 use simpul_fleet::store::{
+    AcceptedProposal, ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig, ProposalRefused,
+};
+use simpul_fleet::store::{
     CommitOutcome, DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProtocolEvent, SqliteStore, Store,
     StoreError, StoredReading,
 };
-use simpul_fleet::store::{ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig};
 use tokio::sync::Notify;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,6 +200,15 @@ impl Store for FailingStore {
         c: &ConfigChange,
     ) -> Result<Result<ConfigVersion, ConfigRefused>, StoreError> {
         self.inner.set_device_group(d, g, c)
+    }
+    fn accept_proposal(
+        &self,
+        d: &DeviceId,
+        e: i64,
+        id: Option<&str>,
+        c: &ConfigChange,
+    ) -> Result<Result<AcceptedProposal, ProposalRefused>, StoreError> {
+        self.inner.accept_proposal(d, e, id, c)
     }
     fn device_config(&self, d: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {
         self.inner.device_config(d)

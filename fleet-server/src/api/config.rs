@@ -182,7 +182,7 @@ fn check_group(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn change(principal: Option<Extension<Principal>>, comment: String) -> ConfigChange {
+pub(super) fn change(principal: Option<Extension<Principal>>, comment: String) -> ConfigChange {
     let author = match principal {
         Some(Extension(p)) => p.user.unwrap_or_else(|| format!("token:{}", p.token_id)),
         None => "api".to_owned(),
@@ -191,7 +191,7 @@ fn change(principal: Option<Extension<Principal>>, comment: String) -> ConfigCha
 }
 
 /// Hands the new versions to the publisher and answers with them.
-fn changed(state: &ApiState, versions: Vec<ConfigVersion>) -> Json<ChangedJson> {
+pub(super) fn changed(state: &ApiState, versions: Vec<ConfigVersion>) -> Json<ChangedJson> {
     state.desired.changed(versions.iter().map(|v| v.device.clone()));
     let versions =
         versions.into_iter().map(|v| NewVersionJson { device: v.device.to_string(), version: v.version }).collect();

@@ -33,6 +33,8 @@ pub struct DeviceEventsJson {
 /// One event as received.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeviceEventJson {
+    /// Its number on the fleet: a `sensor_proposed` event is accepted by it.
+    pub id: i64,
     /// When the fleet received it, RFC 3339 UTC.
     pub at: String,
     pub at_ms: i64,
@@ -42,6 +44,21 @@ pub struct DeviceEventJson {
     /// The event as the agent sent it (simpul-protocol `Event`, tagged by `event`).
     #[schema(value_type = Object)]
     pub detail: Event,
+    /// For a `sensor_proposed` event ops accepted: into which version, by whom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<AcceptedJson>,
+}
+
+/// How a proposal was accepted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AcceptedJson {
+    /// The id the sensor got in the config.
+    pub sensor_id: String,
+    /// The desired version it went into.
+    pub version: u64,
+    pub by: String,
+    /// When, RFC 3339 UTC.
+    pub at: String,
 }
 
 /// A device's events (clock syncs are not listed: they correct readings instead).
@@ -72,7 +89,19 @@ pub async fn list(
     .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no device {:?} has sent anything", device.as_str())))?;
     let events = events
         .into_iter()
-        .map(|e| DeviceEventJson { at: rfc3339_ms(e.at_ms), at_ms: e.at_ms, kind: e.kind, detail: e.event })
+        .map(|e| DeviceEventJson {
+            id: e.id,
+            at: rfc3339_ms(e.at_ms),
+            at_ms: e.at_ms,
+            kind: e.kind,
+            detail: e.event,
+            accepted: e.accepted.map(|a| AcceptedJson {
+                sensor_id: a.sensor_id,
+                version: a.version,
+                by: a.author,
+                at: rfc3339_ms(a.at_ms),
+            }),
+        })
         .collect();
     Ok(Json(DeviceEventsJson { device: device.to_string(), events }))
 }

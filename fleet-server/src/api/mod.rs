@@ -10,6 +10,7 @@ pub mod json;
 mod login;
 mod metrics;
 pub mod openapi;
+mod proposals;
 mod readings;
 mod series;
 mod tokens;
@@ -61,6 +62,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/devices/{device}/config", get(config::show).put(config::set))
         .route("/api/v1/devices/{device}/config/history", get(config::history))
         .route("/api/v1/devices/{device}/group", put(config::set_group))
+        .route("/api/v1/devices/{device}/proposals/{event}/accept", post(proposals::accept))
         .route("/api/v1/groups", get(config::groups))
         .route("/api/v1/groups/{group}", put(config::set_group_defaults))
         .route("/api/v1/openapi.json", get(openapi::serve))

@@ -8,7 +8,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::json::ReadingJson;
-use super::{config, devices, events, fleet_devices, health, login, metrics, readings, series, tokens, users};
+use super::{
+    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, series, tokens, users,
+};
 
 /// An error: a 4xx or 5xx status and this body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,6 +53,7 @@ pub struct ReadingsPage<'a> {
         config::set_group,
         config::groups,
         config::set_group_defaults,
+        proposals::accept,
         serve,
     ),
     modifiers(&Security),

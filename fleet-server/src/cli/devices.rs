@@ -1,11 +1,11 @@
-//! `simpul-fleet devices list|show <device>` over the API.
+//! `simpul-fleet devices list|show|proposals|accept` over the API.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::client::{ApiArgs, Client, Failure, print_json};
 use super::table::{cell, items, render};
@@ -24,12 +24,39 @@ pub enum DevicesCmd {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// The sensors a device proposed (plugged in and probed by its staff), with their ids.
+    Proposals {
+        /// The device id.
+        device: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Accepts a proposed sensor into the device's desired config (ops only).
+    Accept {
+        /// The device id.
+        device: String,
+        /// The proposal's id, from `devices proposals`.
+        proposal: i64,
+        /// The sensor id to give it (default the one proposed).
+        #[arg(long = "as", value_name = "SENSOR_ID")]
+        sensor_id: Option<String>,
+        /// Why, for the config history.
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 pub fn run(config: &Path, cmd: DevicesCmd) -> ExitCode {
     let result = match cmd {
         DevicesCmd::List { api } => list(config, &api),
         DevicesCmd::Show { device, api } => show(config, &api, &device),
+        DevicesCmd::Proposals { device, api } => proposals(config, &api, &device),
+        DevicesCmd::Accept { device, proposal, sensor_id, comment, api } => {
+            let body = json!({"sensor_id": sensor_id, "comment": comment});
+            accept(config, &api, &device, proposal, body)
+        }
     };
     result.unwrap_or_else(Failure::report)
 }
@@ -71,4 +98,33 @@ fn show(config: &Path, args: &ApiArgs, device: &str) -> Result<ExitCode, Failure
         other => vec![vec!["device".to_owned(), cell(other)]],
     };
     Ok(simpul_base::cli::emit(&render(&["FIELD", "VALUE"], &rows)))
+}
+
+fn proposals(config: &Path, args: &ApiArgs, device: &str) -> Result<ExitCode, Failure> {
+    let v = Client::new(args, config)?.call(Method::GET, &format!("/api/v1/devices/{device}/events"), None)?;
+    let found: Vec<&Value> = items(&v["events"]).iter().filter(|e| e["kind"] == "sensor_proposed").collect();
+    if args.json {
+        return Ok(print_json(&Value::Array(found.into_iter().cloned().collect())));
+    }
+    let rows: Vec<Vec<String>> = found
+        .iter()
+        .map(|e| {
+            let state = match &e["accepted"] {
+                Value::Null => "waiting".to_owned(),
+                a => format!("accepted as {} in v{}", cell(&a["sensor_id"]), cell(&a["version"])),
+            };
+            vec![cell(&e["id"]), cell(&e["at"]), cell(&e["detail"]["port"]), cell(&e["detail"]["summary"]), state]
+        })
+        .collect();
+    Ok(simpul_base::cli::emit(&render(&["ID", "AT", "PORT", "FOUND", "STATE"], &rows)))
+}
+
+fn accept(config: &Path, args: &ApiArgs, device: &str, proposal: i64, body: Value) -> Result<ExitCode, Failure> {
+    let path = format!("/api/v1/devices/{device}/proposals/{proposal}/accept");
+    let v = Client::new(args, config)?.call(Method::POST, &path, Some(body))?;
+    if args.json {
+        return Ok(print_json(&v));
+    }
+    println!("{device}: sensor {} added in config version {}", cell(&v["sensor_id"]), cell(&v["version"]));
+    Ok(ExitCode::SUCCESS)
 }

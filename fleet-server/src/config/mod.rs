@@ -147,6 +147,10 @@ pub struct StoreConfig {
     /// always). Default 30d.
     #[serde(default = "defaults::health_retention", with = "humantime_serde")]
     pub health_retention: Duration,
+    /// Heartbeat history keeps one heartbeat per device per this long, plus each one whose
+    /// failing sensors or throttling changed; `0s` keeps every heartbeat. Default 5m.
+    #[serde(default = "defaults::health_history_every", with = "humantime_serde")]
+    pub health_history_every: Duration,
 }
 
 impl Default for StoreConfig {
@@ -156,6 +160,7 @@ impl Default for StoreConfig {
             commit_interval: defaults::commit_interval(),
             commit_max_messages: defaults::commit_max_messages(),
             health_retention: defaults::health_retention(),
+            health_history_every: defaults::health_history_every(),
         }
     }
 }
@@ -274,6 +279,9 @@ mod defaults {
     }
     pub fn health_retention() -> Duration {
         Duration::from_secs(30 * 24 * 3600)
+    }
+    pub fn health_history_every() -> Duration {
+        Duration::from_secs(5 * 60)
     }
     pub fn api_listen() -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))

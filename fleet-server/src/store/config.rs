@@ -64,6 +64,26 @@ pub enum ConfigRefused {
     NoSuchGroup(String),
 }
 
+/// A sensor proposal taken into a device's desired config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedProposal {
+    /// The id the sensor got.
+    pub sensor_id: String,
+    /// The version written (and to publish).
+    pub version: ConfigVersion,
+}
+
+/// Why a sensor proposal was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposalRefused {
+    #[error("device {device:?} has no sensor proposal {event}")]
+    NoSuchProposal { device: String, event: i64 },
+    #[error("proposal {event} was already accepted as sensor {sensor_id:?} in version {version}")]
+    AlreadyAccepted { event: i64, sensor_id: String, version: u64 },
+    #[error(transparent)]
+    Invalid(#[from] crate::proposal::ProposalError),
+}
+
 /// `ConfigState` as stored.
 pub fn state_name(s: ConfigState) -> &'static str {
     match s {

@@ -89,11 +89,26 @@ pub struct HealthPoint {
 /// One event a device reported.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeviceEvent {
+    /// Its number on the fleet (for accepting a proposal).
+    pub id: i64,
     /// When the fleet received it (ms since the epoch).
     pub at_ms: i64,
     /// The event's tag, e.g. `sensor_proposed`.
     pub kind: String,
     pub event: Event,
+    /// For a sensor proposal ops accepted: into which version, by whom, under which id.
+    pub accepted: Option<Acceptance>,
+}
+
+/// A sensor proposal ops accepted into a device's desired config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Acceptance {
+    /// The id the sensor got in the config.
+    pub sensor_id: String,
+    /// The desired version it went into.
+    pub version: u64,
+    pub author: String,
+    pub at_ms: i64,
 }
 
 /// An event's tag as its JSON writes it (`{"event": "sensor_proposed", ...}`).

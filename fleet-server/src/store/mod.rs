@@ -23,8 +23,11 @@ pub mod sqlite;
 use simpul_protocol::control::{Event, Heartbeat};
 use simpul_protocol::{BootId, DeviceId, ReadingBatch};
 
-pub use config::{ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig, ReportedState};
-pub use health::{DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, event_kind};
+pub use config::{
+    AcceptedProposal, ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig, ProposalRefused,
+    ReportedState,
+};
+pub use health::{Acceptance, DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, event_kind};
 pub use sqlite::SqliteStore;
 
 /// One inbound MQTT message, decoded, ready to be committed.
@@ -235,6 +238,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Up to `limit` desired versions of `device`, newest first.
     fn config_history(&self, device: &DeviceId, limit: usize) -> Result<Vec<ConfigVersion>, StoreError>;
+
+    /// Accepts sensor proposal `event` of `device` into its override (under `sensor_id`
+    /// when given) and writes its next desired version, recording who accepted it.
+    fn accept_proposal(
+        &self,
+        device: &DeviceId,
+        event: i64,
+        sensor_id: Option<&str>,
+        change: &ConfigChange,
+    ) -> Result<Result<AcceptedProposal, ProposalRefused>, StoreError>;
 
     /// Every config group with its devices.
     fn config_groups(&self) -> Result<Vec<ConfigGroup>, StoreError>;

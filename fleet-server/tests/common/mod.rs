@@ -73,6 +73,29 @@ impl Fleet {
         assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
         resp.json().await.unwrap()
     }
+
+    /// GETs `path` until `done` holds of its JSON (the fleet commits on its own time).
+    pub async fn until(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let wait = async {
+            loop {
+                let v = self.get_json(path).await;
+                if done(&v) {
+                    return v;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| panic!("{path} never matched"))
+    }
+
+    /// A POST of `body` to `path` with the fleet's ops token: the status and the JSON answer.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp =
+            reqwest::Client::new().post(format!("{}{path}", self.api)).bearer_auth(&self.token).json(&body).send();
+        let resp = resp.await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
 }
 
 /// Issues an `ops` API token on the fleet database at `db`, as `simpul-fleet tokens create

@@ -214,10 +214,31 @@ function eventText(e) {
   }
 }
 
-function eventsCard(events) {
+/** A proposal's state: accepted (as which sensor, in which version), or a button to accept it. */
+function proposalCell(device, e, reload) {
+  if (e.kind !== "sensor_proposed") return null;
+  if (e.accepted) return h("span", { class: "accepted" }, t("prop.accepted", e.accepted.sensor_id, e.accepted.version));
+  const error = h("span", { class: "error", role: "alert" });
+  const button = h("button", { type: "button", class: "accept", "data-proposal": e.id, onclick: async () => {
+    button.disabled = true;
+    try {
+      await api(`/api/v1/devices/${encodeURIComponent(device)}/proposals/${e.id}/accept`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: "{}",
+      });
+      reload();
+    } catch (err) {
+      button.disabled = false;
+      error.textContent = err.status === 403 ? t("prop.ops_only") : t("error.load", err.message);
+    }
+  } }, t("prop.accept"));
+  return h("span", {}, button, " ", error);
+}
+
+function eventsCard(device, events, reload) {
   if (!events.length) return h("p", { class: "muted" }, t("device.no_events"));
   return h("table", { id: "events-table" }, h("tbody", {}, events.map((e) => h("tr", { "data-event": e.kind },
-    h("td", {}, fmtTime(e.at_ms)), h("td", {}, t("ev." + e.kind)), h("td", {}, eventText(e))))));
+    h("td", {}, fmtTime(e.at_ms)), h("td", {}, t("ev." + e.kind)), h("td", {}, eventText(e)),
+    h("td", {}, proposalCell(device, e, reload))))));
 }
 
 function configCard(cfg, history) {
@@ -286,7 +307,7 @@ function showDevice(device) {
         entry ? h("p", { class: "muted" }, t("col.last_seen") + ": " + fmtTime(entry.last_seen_ms) + " (" + fmtAgo(entry.last_seen_ms) + ")") : "");
       health.replaceChildren(healthCard(entry, beats.heartbeats[0]));
       history.replaceChildren(healthHistoryCharts(beats.heartbeats) || "");
-      events.replaceChildren(eventsCard(evs.events));
+      events.replaceChildren(eventsCard(device, evs.events, () => { loadStatus(); loadConfig(); }));
     } catch (e) { if (live()) head.replaceChildren(errorLine(e) || ""); }
   }
 

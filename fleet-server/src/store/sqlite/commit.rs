@@ -36,6 +36,7 @@ struct SeriesKey {
 struct Commit<'t> {
     tx: Transaction<'t>,
     now_ms: i64,
+    history_every_ms: i64,
     last_id: i64,
     /// Devices touched, in first-touch order, and where each is.
     devices: Vec<Touched>,
@@ -100,12 +101,18 @@ impl Minutes {
     }
 }
 
-pub fn commit(conn: &mut Connection, items: &[Inbound], now_ms: i64) -> Result<CommitOutcome, StoreError> {
+pub fn commit(
+    conn: &mut Connection,
+    items: &[Inbound],
+    now_ms: i64,
+    history_every_ms: i64,
+) -> Result<CommitOutcome, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let last_id = tx.query_row("SELECT last_id FROM delivery_counter WHERE one = 1", [], |r| r.get(0))?;
     let mut c = Commit {
         tx,
         now_ms,
+        history_every_ms,
         last_id,
         devices: Vec::new(),
         device_index: HashMap::new(),
@@ -128,7 +135,7 @@ pub fn commit(conn: &mut Connection, items: &[Inbound], now_ms: i64) -> Result<C
             }
             Inbound::Heartbeat { device, heartbeat } => {
                 let id = c.device(device)?.id;
-                super::health::record_heartbeat(&c.tx, id, heartbeat, now_ms)?;
+                super::health::record_heartbeat(&c.tx, id, heartbeat, now_ms, c.history_every_ms)?;
             }
             Inbound::Event { device, event } => {
                 let id = c.device(device)?.id;

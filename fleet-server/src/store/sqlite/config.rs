@@ -25,19 +25,14 @@ fn parse_stored(what: &str, text: &str) -> Result<toml::Table, StoreError> {
 }
 
 /// The device's row id, creating the row if the fleet never heard from it.
-fn device_id(tx: &Transaction<'_>, device: &DeviceId) -> Result<i64, StoreError> {
+pub(super) fn device_id(tx: &Transaction<'_>, device: &DeviceId) -> Result<i64, StoreError> {
     tx.prepare_cached("INSERT INTO devices (name) VALUES (?1) ON CONFLICT(name) DO NOTHING")?
         .execute([device.as_str()])?;
     Ok(tx.prepare_cached("SELECT id FROM devices WHERE name = ?1")?.query_row([device.as_str()], |r| r.get(0))?)
 }
 
-/// Writes the device's next version: its group's defaults merged with its override.
-fn next_version(
-    tx: &Transaction<'_>,
-    id: i64,
-    device: &DeviceId,
-    change: &ConfigChange,
-) -> Result<ConfigVersion, StoreError> {
+/// The device's group defaults and its own override text as they are in `tx`.
+pub(super) fn inputs(tx: &Transaction<'_>, id: i64) -> Result<(toml::Table, String), StoreError> {
     let (defaults, own): (Option<String>, Option<String>) = tx
         .prepare_cached(
             "SELECT g.defaults, c.override_toml FROM device_config c
@@ -46,8 +41,18 @@ fn next_version(
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((None, None));
-    let defaults = parse_stored("group defaults", defaults.as_deref().unwrap_or(""))?;
-    let own = parse_stored("device override", own.as_deref().unwrap_or(""))?;
+    Ok((parse_stored("group defaults", defaults.as_deref().unwrap_or(""))?, own.unwrap_or_default()))
+}
+
+/// Writes the device's next version: its group's defaults merged with its override.
+pub(super) fn next_version(
+    tx: &Transaction<'_>,
+    id: i64,
+    device: &DeviceId,
+    change: &ConfigChange,
+) -> Result<ConfigVersion, StoreError> {
+    let (defaults, own) = inputs(tx, id)?;
+    let own = parse_stored("device override", &own)?;
     let toml = config_merge::render(&config_merge::merge(&defaults, &own));
     let last: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM config_versions WHERE device_id = ?1")?
@@ -76,15 +81,25 @@ pub fn set_device_override(
     change: &ConfigChange,
 ) -> Result<ConfigVersion, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let id = device_id(&tx, device)?;
+    let v = write_override(&tx, device, toml, change)?;
+    tx.commit()?;
+    Ok(v)
+}
+
+/// Within `tx`: sets a device's own override and writes its next version.
+pub(super) fn write_override(
+    tx: &Transaction<'_>,
+    device: &DeviceId,
+    toml: &str,
+    change: &ConfigChange,
+) -> Result<ConfigVersion, StoreError> {
+    let id = device_id(tx, device)?;
     tx.execute(
         "INSERT INTO device_config (device_id, override_toml) VALUES (?1, ?2)
          ON CONFLICT(device_id) DO UPDATE SET override_toml = excluded.override_toml",
         params![id, toml],
     )?;
-    let v = next_version(&tx, id, device, change)?;
-    tx.commit()?;
-    Ok(v)
+    next_version(tx, id, device, change)
 }
 
 /// Creates or replaces a group's defaults and writes the next version of each of its devices.

@@ -6,7 +6,7 @@ use simpul_protocol::DeviceId;
 use simpul_protocol::control::{Event, Heartbeat};
 
 use super::{to_i64, to_u64};
-use crate::store::{DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, StoreError, event_kind};
+use crate::store::{Acceptance, DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, StoreError, event_kind};
 
 /// Most history rows one prune statement deletes, so the write lock is never held long.
 pub const PRUNE_CHUNK: i64 = 5000;
@@ -23,20 +23,39 @@ fn opt_u64(v: Option<i64>) -> Result<Option<u64>, StoreError> {
     v.map(to_u64).transpose()
 }
 
-/// Replaces the device's latest heartbeat and appends it to the history.
-pub fn record_heartbeat(conn: &Connection, device_id: i64, hb: &Heartbeat, now_ms: i64) -> Result<(), StoreError> {
+/// Replaces the device's latest heartbeat, and appends it to the history when the last one
+/// there is `every_ms` old or more, or its failing sensors or throttling changed since the
+/// latest (so the history never misses a change of state, whatever the sampling).
+pub fn record_heartbeat(
+    conn: &Connection,
+    device_id: i64,
+    hb: &Heartbeat,
+    now_ms: i64,
+    every_ms: i64,
+) -> Result<(), StoreError> {
     let json = serde_json::to_string(hb).map_err(json_error)?;
     let s = HealthSummary::of(hb, now_ms);
+    let before: Option<(Option<i64>, Option<u32>, Option<bool>)> = conn
+        .prepare_cached("SELECT history_at_ms, sensors_failing, throttled_now FROM device_health WHERE device_id = ?1")?
+        .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let keep = match before {
+        Some((Some(at), failing, throttled)) => {
+            now_ms.saturating_sub(at) >= every_ms || failing != Some(s.sensors_failing) || throttled != s.throttled
+        }
+        _ => true,
+    };
+    let history_at = if keep { Some(now_ms) } else { before.and_then(|b| b.0) };
     conn.prepare_cached(
         "INSERT INTO device_health (device_id, received_at_ms, version, config_version, buffer_depth,
-         oldest_unsent_age_s, soc_temp_c, throttled_now, sensors, sensors_failing, heartbeat, levels)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         oldest_unsent_age_s, soc_temp_c, throttled_now, sensors, sensors_failing, heartbeat, levels, history_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT(device_id) DO UPDATE SET received_at_ms = excluded.received_at_ms,
          version = excluded.version, config_version = excluded.config_version,
          buffer_depth = excluded.buffer_depth, oldest_unsent_age_s = excluded.oldest_unsent_age_s,
          soc_temp_c = excluded.soc_temp_c, throttled_now = excluded.throttled_now,
          sensors = excluded.sensors, sensors_failing = excluded.sensors_failing,
-         heartbeat = excluded.heartbeat, levels = excluded.levels",
+         heartbeat = excluded.heartbeat, levels = excluded.levels, history_at_ms = excluded.history_at_ms",
     )?
     .execute(params![
         device_id,
@@ -50,10 +69,13 @@ pub fn record_heartbeat(conn: &Connection, device_id: i64, hb: &Heartbeat, now_m
         s.sensors,
         s.sensors_failing,
         json,
-        serde_json::to_string(&s.levels).map_err(json_error)?
+        serde_json::to_string(&s.levels).map_err(json_error)?,
+        history_at
     ])?;
-    conn.prepare_cached("INSERT INTO health_history (device_id, at_ms, heartbeat) VALUES (?1, ?2, ?3)")?
-        .execute(params![device_id, now_ms, json])?;
+    if keep {
+        conn.prepare_cached("INSERT INTO health_history (device_id, at_ms, heartbeat) VALUES (?1, ?2, ?3)")?
+            .execute(params![device_id, now_ms, json])?;
+    }
     Ok(())
 }
 
@@ -176,15 +198,28 @@ pub fn device_health(
 pub fn device_events(conn: &Connection, device: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
     let Some(id) = device_id(conn, device)? else { return Ok(Vec::new()) };
     let mut stmt = conn.prepare_cached(
-        "SELECT at_ms, kind, detail FROM device_events WHERE device_id = ?1 ORDER BY id DESC LIMIT ?2",
+        "SELECT e.id, e.at_ms, e.kind, e.detail, a.sensor_id, a.version, a.author, a.at_ms
+         FROM device_events e LEFT JOIN proposal_acceptances a ON a.event_id = e.id
+         WHERE e.device_id = ?1 ORDER BY e.id DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![id, limit_i64(limit)], |r| {
-        Ok((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        let accepted = match r.get::<_, Option<String>>(4)? {
+            Some(sensor_id) => Some((sensor_id, r.get::<_, i64>(5)?, r.get::<_, String>(6)?, r.get::<_, i64>(7)?)),
+            None => None,
+        };
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, accepted))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (at_ms, kind, json) = row?;
-        out.push(DeviceEvent { at_ms, kind, event: serde_json::from_str(&json).map_err(json_error)? });
+        let (id, at_ms, kind, json, accepted) = row?;
+        let accepted = match accepted {
+            Some((sensor_id, version, author, at_ms)) => {
+                Some(Acceptance { sensor_id, version: to_u64(version)?, author, at_ms })
+            }
+            None => None,
+        };
+        let event = serde_json::from_str(&json).map_err(json_error)?;
+        out.push(DeviceEvent { id, at_ms, kind, event, accepted });
     }
     Ok(out)
 }
@@ -247,6 +282,31 @@ mod tests {
         assert_eq!(store.device_health(&dev("kel-a"), 1500, 10).unwrap().len(), 1, "since filters");
         assert_eq!(store.device_health(&dev("kel-a"), 0, 1).unwrap().len(), 1, "limit caps");
         assert!(store.device_health(&dev("kel-zz"), 0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sampled_history_keeps_one_heartbeat_per_interval_and_every_change_of_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("fleet.db"))
+            .unwrap()
+            .with_health_history_every(std::time::Duration::from_secs(300));
+        let beat = |failing: bool| {
+            let state = if failing { SensorState::Failing } else { SensorState::Ok };
+            let mut hb = Heartbeat { version: "1.0.0".to_owned(), ..Default::default() };
+            hb.sensors.insert("river".to_owned(), SensorHealth { state, ..Default::default() });
+            Inbound::Heartbeat { device: dev("kel-a"), heartbeat: Box::new(hb) }
+        };
+        // Half an hour of heartbeats a minute apart; the river fails from minute 12 to 13.
+        for minute in 0..30i64 {
+            store.commit(&[beat(minute == 12)], minute * 60_000).unwrap();
+        }
+        let mut kept: Vec<i64> =
+            store.device_health(&dev("kel-a"), 0, 100).unwrap().iter().map(|p| p.at_ms / 60_000).collect();
+        kept.reverse();
+        // Every 5 minutes, plus 12 (it fails) and 13 (it recovers); the clock restarts there.
+        assert_eq!(kept, [0, 5, 10, 12, 13, 18, 23, 28]);
+        let latest = store.devices().unwrap()[0].health.clone().unwrap();
+        assert_eq!(latest.received_at_ms, 29 * 60_000, "the latest is always the last heartbeat");
     }
 
     #[test]

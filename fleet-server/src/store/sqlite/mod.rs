@@ -12,6 +12,7 @@ mod checkpoint;
 mod commit;
 mod config;
 mod health;
+mod proposals;
 mod read;
 mod schema;
 mod series;
@@ -22,7 +23,9 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OpenFlags};
 use simpul_protocol::DeviceId;
 
-use super::config::{ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig};
+use super::config::{
+    AcceptedProposal, ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig, ProposalRefused,
+};
 use super::{
     CommitOutcome, DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProtocolEvent, SeriesPoints,
     Store, StoreError, StoredReading,
@@ -39,6 +42,9 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     _checkpointer: checkpoint::Checkpointer,
+    /// A heartbeat goes into the history when the device's last one there is at least this
+    /// old (ms), or its failing sensors or throttling changed; 0: every heartbeat.
+    history_every_ms: i64,
 }
 
 impl SqliteStore {
@@ -57,7 +63,19 @@ impl SqliteStore {
         let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         configure(&reader)?;
         let checkpointer = checkpoint::Checkpointer::start(path, CHECKPOINT_EVERY).map_err(StoreError::Checkpointer)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader), _checkpointer: checkpointer })
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            _checkpointer: checkpointer,
+            history_every_ms: 0,
+        })
+    }
+
+    /// Samples the heartbeat history: one per device per `every` (`store.health_history_every`),
+    /// plus each one whose failing sensors or throttling changed. `open` keeps every one.
+    pub fn with_health_history_every(mut self, every: std::time::Duration) -> SqliteStore {
+        self.history_every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
@@ -80,7 +98,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 impl Store for SqliteStore {
     fn commit(&self, items: &[Inbound], now_ms: i64) -> Result<CommitOutcome, StoreError> {
         let mut conn = self.writer();
-        commit::commit(&mut conn, items, now_ms)
+        commit::commit(&mut conn, items, now_ms, self.history_every_ms)
     }
 
     fn release_held(&self, arrived_by_ms: i64) -> Result<u64, StoreError> {
@@ -173,6 +191,16 @@ impl Store for SqliteStore {
         change: &ConfigChange,
     ) -> Result<Result<ConfigVersion, ConfigRefused>, StoreError> {
         config::set_device_group(&mut self.writer(), device, group, change)
+    }
+
+    fn accept_proposal(
+        &self,
+        device: &DeviceId,
+        event: i64,
+        sensor_id: Option<&str>,
+        change: &ConfigChange,
+    ) -> Result<Result<AcceptedProposal, ProposalRefused>, StoreError> {
+        proposals::accept(&mut self.writer(), device, event, sensor_id, change)
     }
 
     fn device_config(&self, device: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {

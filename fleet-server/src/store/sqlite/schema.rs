@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE devices (
@@ -208,6 +208,19 @@ INSERT INTO series_minutes (series_id, minute, n, min, max, sum)
 ALTER TABLE device_health ADD COLUMN levels TEXT NOT NULL DEFAULT '{}';
 ";
 
+/// Version 3: sensor proposals ops accepted into a device's desired config; when each
+/// device's heartbeat last went into the sampled history.
+const V2_TO_V3: &str = "
+ALTER TABLE device_health ADD COLUMN history_at_ms INTEGER;
+CREATE TABLE proposal_acceptances (
+    event_id   INTEGER PRIMARY KEY REFERENCES device_events(id),
+    sensor_id  TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    author     TEXT NOT NULL,
+    at_ms      INTEGER NOT NULL
+);
+";
+
 /// Creates or checks the schema.
 pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -223,6 +236,9 @@ pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     }
     if found < 2 {
         tx.execute_batch(V1_TO_V2)?;
+    }
+    if found < 3 {
+        tx.execute_batch(V2_TO_V3)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
