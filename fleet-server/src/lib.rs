@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod proposal;
 pub mod run;
 pub mod store;
+pub mod trust;
 pub mod watermark;
 pub mod webhook;
 

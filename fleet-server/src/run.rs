@@ -14,7 +14,11 @@ use crate::config::FleetConfig;
 use crate::health::HealthSettings;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
+use crate::store::sqlite::SqliteTrustStore;
 use crate::store::{SqliteStore, Store, StoreError};
+use crate::trust::FleetCa;
+use crate::trust::enrol::Enroller;
+use crate::trust::routes::DeviceApiState;
 use crate::webhook::{Webhook, WebhookError};
 
 /// How long a graceful stop may take before `run` stops waiting for its tasks.
@@ -39,6 +43,8 @@ pub enum RunError {
     },
     #[error("the API server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("trust: {0}")]
+    Trust(#[from] crate::trust::TrustError),
     #[error("opening the store panicked: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -48,6 +54,8 @@ pub enum RunError {
 pub struct Running {
     /// Where the API listens (useful with port 0).
     pub api_addr: SocketAddr,
+    /// Where the device listener (HTTPS) listens, when `[trust] listen` is set.
+    pub device_addr: Option<SocketAddr>,
     /// The store, for tools and tests that look inside.
     pub store: Arc<dyn Store>,
     /// Cancelled once ingest is subscribed at the broker.
@@ -140,6 +148,10 @@ pub async fn start_with_store(
     let desired = crate::config_publisher::spawn(&config, Arc::clone(&store), shutdown.clone(), &tracker)?;
     let max_limit = config.api.max_limit;
     let zone = config.dashboard.timezone;
+    let device_addr = match config.trust.listen {
+        Some(listen) => Some(start_device_listener(&config, listen, &store, &desired, &shutdown, &tracker).await?),
+        None => None,
+    };
     let app = api::router(ApiState { store: Arc::clone(&store), max_limit, auth, health, metrics, desired, zone });
     let stop = shutdown.clone();
     tracker.spawn(async move {
@@ -150,5 +162,36 @@ pub async fn start_with_store(
     });
     tracker.close();
     tracing::info!(api = %api_addr, "simpul-fleet running");
-    Ok(Running { api_addr, store, ingest_ready, broker_addr, tracker, shutdown, broker })
+    Ok(Running { api_addr, device_addr, store, ingest_ready, broker_addr, tracker, shutdown, broker })
+}
+
+/// The fleet CA (made on first start) and the HTTPS device listener where boxes enrol.
+async fn start_device_listener(
+    config: &FleetConfig,
+    listen: SocketAddr,
+    store: &Arc<dyn Store>,
+    desired: &crate::config_publisher::ConfigPublisher,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<SocketAddr, RunError> {
+    let trust = config.trust.clone();
+    let db = config.store.path.clone();
+    let opened = tokio::task::spawn_blocking(move || -> Result<_, RunError> {
+        let ca = FleetCa::load_or_create(&trust.dir)?;
+        let (chain, key) = ca.server_identity(&trust.server_names, std::time::SystemTime::now())?;
+        let tls = crate::trust::listener::server_config(&chain, &key, ca.cert_pem())?;
+        Ok((ca, tls, SqliteTrustStore::open(&db)?))
+    })
+    .await??;
+    let (ca, tls, trust_store) = opened;
+    let enroller = Enroller {
+        ca: Arc::new(ca),
+        store: Arc::new(trust_store),
+        validity: config.trust.device_cert_validity,
+        reserved: config.broker.acl.fleet_identities.clone(),
+    };
+    tracing::info!(fleet_id = enroller.ca.fleet_id(), "fleet CA loaded");
+    let app =
+        crate::trust::routes::router(DeviceApiState { enroller, store: Arc::clone(store), desired: desired.clone() });
+    Ok(crate::trust::listener::spawn(listen, tls, app, shutdown.clone(), tracker).await?)
 }

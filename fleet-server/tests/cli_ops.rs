@@ -207,3 +207,39 @@ async fn devices_proposals_lists_what_a_box_proposed_and_accept_adds_it_under_th
     assert!(text(&out.stderr).contains("already accepted"), "{}", text(&out.stderr));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_create_with_a_group_makes_a_one_time_enrolment_token_of_this_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleet.toml");
+    let trust = dir.path().join("trust");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"{}\"\n[trust]\ndir = \"{}\"\n",
+            dir.path().join("fleet.db").display(),
+            trust.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let out = fleet(&["--config", cfg, "tokens", "create", "--group", "cilegon", "--expires", "2h", "--offline"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    let ca = simpul_fleet::trust::FleetCa::load_or_create(&trust).unwrap();
+    assert!(token.starts_with(&format!("sple_{}_", ca.fleet_id())), "{token}");
+    assert!(
+        text(&out.stderr).contains("cilegon") && text(&out.stderr).contains("one box once"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Without --offline, or with an API token's flags, it says what is wrong.
+    let out = fleet(&["--config", cfg, "tokens", "create", "--group", "cilegon"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--offline"), "{}", text(&out.stderr));
+    let out = fleet(&["--config", cfg, "tokens", "create", "--group", "g", "--role", "ops", "--offline"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = fleet(&["--config", cfg, "tokens", "create", "--group", "g", "--expires", "90d", "--offline"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}

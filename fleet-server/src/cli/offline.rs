@@ -8,13 +8,19 @@ use super::client::Failure;
 use crate::auth::ops::{self, AuthError};
 use crate::auth::{Issued, Role, User};
 use crate::exit;
-use crate::store::sqlite::SqliteAuthStore;
+use crate::store::sqlite::{SqliteAuthStore, SqliteTrustStore};
+use crate::trust::FleetCa;
+use crate::trust::tokens::{self, IssuedEnrolment, TokenError, TokenRequest};
 
-fn open(config: &Path) -> Result<SqliteAuthStore, Failure> {
-    let cfg = crate::config::load(config).map_err(|e| {
+fn load(config: &Path) -> Result<crate::config::FleetConfig, Failure> {
+    crate::config::load(config).map_err(|e| {
         let problems: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
         Failure::new(exit::CONFIG, format!("--offline reads [store] path from the config: {}", problems.join("; ")))
-    })?;
+    })
+}
+
+fn open(config: &Path) -> Result<SqliteAuthStore, Failure> {
+    let cfg = load(config)?;
     SqliteAuthStore::open(&cfg.store.path)
         .map_err(|e| Failure::new(exit::FAILURE, format!("cannot open {}: {e}", cfg.store.path.display())))
 }
@@ -30,4 +36,31 @@ pub fn add_user(config: &Path, name: &str, role: Role, password: &str) -> Result
 
 pub fn create_token(config: &Path, name: &str, role: Role) -> Result<Issued, Failure> {
     ops::create_token(&open(config)?, name, role, crate::auth::now_ms()).map_err(failed)
+}
+
+/// What an enrolment token is for (`tokens create --group`).
+#[derive(Debug, Clone)]
+pub struct EnrolmentArgs {
+    pub group: Option<String>,
+    pub expires: Option<std::time::Duration>,
+    pub site: Option<String>,
+}
+
+/// An enrolment token written into the database, of the fleet whose CA is in `[trust] dir`
+/// (made there now if there is none yet).
+pub fn create_enrolment_token(config: &Path, args: EnrolmentArgs) -> Result<IssuedEnrolment, Failure> {
+    let cfg = load(config)?;
+    let ca = FleetCa::load_or_create(&cfg.trust.dir).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+    let store = SqliteTrustStore::open(&cfg.store.path)
+        .map_err(|e| Failure::new(exit::FAILURE, format!("cannot open {}: {e}", cfg.store.path.display())))?;
+    let req = TokenRequest {
+        group: args.group,
+        site: args.site,
+        expires: args.expires.unwrap_or(cfg.trust.token_expiry),
+        created_by: "cli --offline".to_owned(),
+    };
+    tokens::create(&store, ca.fleet_id(), &req, crate::auth::now_ms()).map_err(|e| match e {
+        TokenError::Invalid(m) => Failure::new(exit::USAGE, m),
+        other => Failure::new(exit::FAILURE, other.to_string()),
+    })
 }

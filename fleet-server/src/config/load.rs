@@ -66,6 +66,7 @@ fn check(c: &FleetConfig) -> Vec<(&'static str, String)> {
             out.push(("webhook.url", format!("{url:?} is not an http:// or https:// URL")));
         }
     }
+    out.extend(c.trust.problems());
     if c.webhook.min_backoff > c.webhook.max_backoff {
         out.push(("webhook.min_backoff", "is longer than webhook.max_backoff".to_owned()));
     }

@@ -50,6 +50,9 @@ pub struct FleetConfig {
     /// `[dashboard]`: the ops dashboard (docs/design/dashboard.md).
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    /// `[trust]`: the fleet CA and the device listener (docs/design/trust.md).
+    #[serde(default)]
+    pub trust: crate::trust::config::TrustConfig,
     #[serde(default)]
     pub log: LogConfig,
 }

@@ -19,15 +19,7 @@ pub struct SqliteAuthStore {
 impl SqliteAuthStore {
     /// Opens the database at `path` (creating it and its schema if needed).
     pub fn open(path: &Path) -> Result<SqliteAuthStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
-        }
-        let mut conn = Connection::open(path)?;
-        super::configure(&conn)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        super::schema::upgrade(&mut conn, &path.display().to_string())?;
-        Ok(SqliteAuthStore { conn: Mutex::new(conn) })
+        Ok(SqliteAuthStore { conn: Mutex::new(super::open_side(path)?) })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

@@ -16,6 +16,7 @@ mod proposals;
 mod read;
 mod schema;
 mod series;
+mod trust;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -32,6 +33,7 @@ use super::{
 };
 
 pub use auth::SqliteAuthStore;
+pub use trust::SqliteTrustStore;
 
 /// How often the WAL is checkpointed into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -86,6 +88,20 @@ impl SqliteStore {
     fn reader(&self) -> MutexGuard<'_, Connection> {
         self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A connection of its own to the database at `path` (its folder and schema made if
+/// needed), for the tables the API and the offline CLI use apart from ingest.
+fn open_side(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+    }
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    schema::upgrade(&mut conn, &path.display().to_string())?;
+    Ok(conn)
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {

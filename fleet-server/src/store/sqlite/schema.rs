@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE devices (
@@ -221,6 +221,30 @@ CREATE TABLE proposal_acceptances (
 );
 ";
 
+/// Version 4: enrolment tokens and the device certificates the fleet CA issued
+/// (docs/design/trust.md).
+const V3_TO_V4: &str = "
+CREATE TABLE enrolment_tokens (
+    id          TEXT PRIMARY KEY,
+    group_name  TEXT,
+    site        TEXT,
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    spent_ms    INTEGER,
+    spent_by    TEXT
+);
+CREATE TABLE device_certs (
+    serial       TEXT PRIMARY KEY,
+    device       TEXT NOT NULL,
+    issued_ms    INTEGER NOT NULL,
+    not_after_ms INTEGER NOT NULL,
+    revoked_ms   INTEGER
+);
+CREATE INDEX device_certs_device ON device_certs(device, issued_ms);
+";
+
 /// Creates or checks the schema.
 pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -239,6 +263,9 @@ pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     }
     if found < 3 {
         tx.execute_batch(V2_TO_V3)?;
+    }
+    if found < 4 {
+        tx.execute_batch(V3_TO_V4)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;

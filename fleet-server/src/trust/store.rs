@@ -1,0 +1,85 @@
+//! What the fleet keeps for trust (docs/design/trust.md): enrolment tokens (their secrets
+//! only as hashes) and the device certificates it issued.
+
+use simpul_protocol::DeviceId;
+
+use super::Issued;
+use crate::store::StoreError;
+
+/// A new enrolment token's row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEnrolmentToken {
+    pub id: String,
+    /// The group the enrolled device joins, if any.
+    pub group: Option<String>,
+    /// A site name for people, if any.
+    pub site: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub created_by: String,
+}
+
+/// An enrolment token as listed (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct EnrolmentToken {
+    pub id: String,
+    pub group: Option<String>,
+    pub site: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub created_by: String,
+    /// When it was spent, and by which device.
+    pub spent_ms: Option<i64>,
+    pub spent_by: Option<String>,
+}
+
+/// A token row with the hash to check a secret against.
+#[derive(Clone, Debug)]
+pub struct TokenForCheck {
+    pub token: EnrolmentToken,
+    pub secret_hash: String,
+}
+
+/// A certificate the fleet issued to a device.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceCert {
+    pub device: String,
+    pub serial: String,
+    pub issued_ms: i64,
+    pub not_after_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// Why spending a token for a certificate did not go through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpendRefused {
+    /// Spent meanwhile (by another enrolment).
+    Spent { at_ms: i64, device: String },
+    /// The device already holds a live certificate.
+    DeviceHasCert { serial: String, not_after_ms: i64 },
+}
+
+/// The trust tables.
+pub trait TrustStore: Send + Sync + std::fmt::Debug {
+    fn add_enrolment_token(&self, token: &NewEnrolmentToken, secret_hash: &str) -> Result<(), StoreError>;
+
+    /// Every enrolment token, newest first.
+    fn enrolment_tokens(&self) -> Result<Vec<EnrolmentToken>, StoreError>;
+
+    /// The token of id `id` with its secret's hash.
+    fn enrolment_token(&self, id: &str) -> Result<Option<TokenForCheck>, StoreError>;
+
+    /// In one transaction: checks the token is unspent and `device` holds no live
+    /// certificate (unrevoked, not expired at `now_ms`), then records `issued` as the
+    /// device's and spends the token.
+    fn spend_for_certificate(
+        &self,
+        token_id: &str,
+        device: &DeviceId,
+        now_ms: i64,
+        issued: &Issued,
+    ) -> Result<Result<(), SpendRefused>, StoreError>;
+
+    /// The certificates issued to `device`, newest first.
+    fn device_certs(&self, device: &DeviceId) -> Result<Vec<DeviceCert>, StoreError>;
+}
