@@ -191,7 +191,7 @@ pub(super) fn change(principal: Option<Extension<Principal>>, comment: String) -
 }
 
 /// Hands the new versions to the publisher and answers with them.
-pub(super) fn changed(state: &ApiState, versions: Vec<ConfigVersion>) -> Json<ChangedJson> {
+fn changed(state: &ApiState, versions: Vec<ConfigVersion>) -> Json<ChangedJson> {
     state.desired.changed(versions.iter().map(|v| v.device.clone()));
     let versions =
         versions.into_iter().map(|v| NewVersionJson { device: v.device.to_string(), version: v.version }).collect();

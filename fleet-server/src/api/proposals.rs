@@ -8,7 +8,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use simpul_protocol::DeviceId;
 
-use super::config::{change, changed};
+use super::config::change;
 use super::{ApiError, ApiState};
 use crate::auth::Principal;
 use crate::proposal::ProposalError;
@@ -78,7 +78,10 @@ pub async fn accept(
     let accepted = store::blocking(&state.store, move |s| s.accept_proposal(&d, event, wanted.as_deref(), &change))
         .await?
         .map_err(refused)?;
-    let version = accepted.version.version;
-    let _ = changed(&state, vec![accepted.version]);
-    Ok(Json(AcceptedJson { device: device.to_string(), sensor_id: accepted.sensor_id, version }))
+    state.desired.changed([device.clone()]);
+    Ok(Json(AcceptedJson {
+        device: device.to_string(),
+        sensor_id: accepted.sensor_id,
+        version: accepted.version.version,
+    }))
 }

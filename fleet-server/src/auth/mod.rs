@@ -64,6 +64,5 @@ where
 
 /// The wall clock in ms since the Unix epoch.
 pub fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    crate::ingest::now_ms()
 }

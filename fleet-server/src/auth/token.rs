@@ -83,7 +83,8 @@ fn parse_parts(text: &str) -> Option<(&str, Vec<u8>)> {
     Some((id, secret))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s

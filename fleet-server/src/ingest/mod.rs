@@ -238,5 +238,10 @@ impl Committer {
 
 /// The fleet's wall clock in ms since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    ms_since_epoch(SystemTime::now())
+}
+
+/// `t` in ms since the Unix epoch (0 before it).
+pub fn ms_since_epoch(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
