@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod exit;
+pub mod fs;
 pub mod problem;
 
 pub use problem::{ConfigError, Problem};

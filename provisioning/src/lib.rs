@@ -2,7 +2,6 @@
 //! (docs/design/trust.md, "The bundle"), and writing it onto a mounted SD card's boot
 //! partition. The agent reads the same type ([`Bundle::read`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
@@ -97,7 +96,7 @@ impl Bundle {
         Ok(bundle)
     }
 
-    /// Writes the bundle to `path` (its folder made if needed) through a temporary file.
+    /// Writes the bundle to `path` (its folder made if needed), whole or not at all.
     pub fn write(&self, path: &Path) -> Result<(), BundleError> {
         let problems = self.problems();
         if !problems.is_empty() {
@@ -107,13 +106,9 @@ impl Bundle {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
         let text = toml::to_string(self).map_err(|e| BundleError::Invalid(e.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(b"# Simpul bootstrap bundle: the box reads it at first boot (docs/design/trust.md).\n")
-            .and_then(|()| f.write_all(text.as_bytes()))
-            .and_then(|()| f.sync_all())
-            .map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))
+        let text = format!("# Simpul bootstrap bundle: the box reads it at first boot (docs/design/trust.md).\n{text}");
+        // 0600: it holds the token (where the file system keeps modes; a FAT boot partition does not).
+        simpul_base::fs::write_atomic(path, text.as_bytes(), 0o600).map_err(io(path))
     }
 }
 
