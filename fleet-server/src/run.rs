@@ -16,9 +16,10 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::store::sqlite::SqliteTrustStore;
 use crate::store::{SqliteStore, Store, StoreError};
-use crate::trust::FleetCa;
 use crate::trust::enrol::Enroller;
 use crate::trust::routes::DeviceApiState;
+use crate::trust::server::ServerTrust;
+use crate::trust::store::TrustStore;
 use crate::webhook::{Webhook, WebhookError};
 
 /// How long a graceful stop may take before `run` stops waiting for its tasks.
@@ -62,6 +63,8 @@ pub struct Running {
     pub ingest_ready: CancellationToken,
     /// Where the embedded broker listens, when the fleet runs one.
     pub broker_addr: Option<SocketAddr>,
+    /// Where the embedded broker's mutual-TLS listener for devices is, when there is one.
+    pub broker_tls_addr: Option<SocketAddr>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     broker: Option<(BrokerHandle, CancellationToken)>,
@@ -108,11 +111,25 @@ pub async fn start_with_store(
     shutdown: CancellationToken,
 ) -> Result<Running, RunError> {
     let mut config = config;
+    let tracker = TaskTracker::new();
+    let embedded = config.mqtt.broker.is_none();
+    let trust = if config.trust.listen.is_some() || (embedded && config.broker.tls_listen.is_some()) {
+        Some(load_trust(&config).await?)
+    } else {
+        None
+    };
     let broker = match &config.mqtt.broker {
         Some(_) => None,
         None => {
             let stop = CancellationToken::new();
-            let handle = broker::start(&config.broker, stop.clone()).await?;
+            let (tls, security) = match &trust {
+                Some((server, store)) if config.broker.tls_listen.is_some() => {
+                    let files = server.write_broker_files(&config.trust.dir)?;
+                    (Some(files), security_log(Arc::clone(store), shutdown.clone(), &tracker))
+                }
+                _ => (None, broker::SecurityLog::discard()),
+            };
+            let handle = broker::start_with(&config.broker, tls, security, stop.clone()).await?;
             let addr = handle.local_addr();
             tracing::info!(%addr, "embedded broker listening");
             config.mqtt.broker = Some(addr.to_string());
@@ -120,13 +137,13 @@ pub async fn start_with_store(
         }
     };
     let broker_addr = broker.as_ref().map(|(h, _)| h.local_addr());
+    let broker_tls_addr = broker.as_ref().and_then(|(h, _)| h.tls_addr());
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .map_err(|source| RunError::Listen { addr: config.api.listen, source })?;
     let api_addr = listener.local_addr().map_err(|source| RunError::Listen { addr: config.api.listen, source })?;
 
-    let tracker = TaskTracker::new();
     let delivered = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new(broker.as_ref().map(|(h, _)| h.counts_view()), config.webhook.url.is_some()));
     let ingest_ready = ingest::spawn(
@@ -148,9 +165,12 @@ pub async fn start_with_store(
     let desired = crate::config_publisher::spawn(&config, Arc::clone(&store), shutdown.clone(), &tracker)?;
     let max_limit = config.api.max_limit;
     let zone = config.dashboard.timezone;
-    let device_addr = match config.trust.listen {
-        Some(listen) => Some(start_device_listener(&config, listen, &store, &desired, &shutdown, &tracker).await?),
-        None => None,
+    let device_addr = match (config.trust.listen, trust) {
+        (Some(listen), Some((server, trust_store))) => {
+            let parts = DeviceListener { server, trust_store, store: Arc::clone(&store), desired: desired.clone() };
+            Some(start_device_listener(&config, listen, parts, &shutdown, &tracker).await?)
+        }
+        _ => None,
     };
     let app = api::router(ApiState { store: Arc::clone(&store), max_limit, auth, health, metrics, desired, zone });
     let stop = shutdown.clone();
@@ -162,36 +182,70 @@ pub async fn start_with_store(
     });
     tracker.close();
     tracing::info!(api = %api_addr, "simpul-fleet running");
-    Ok(Running { api_addr, device_addr, store, ingest_ready, broker_addr, tracker, shutdown, broker })
+    Ok(Running { api_addr, device_addr, store, ingest_ready, broker_addr, broker_tls_addr, tracker, shutdown, broker })
 }
 
-/// The fleet CA (made on first start) and the HTTPS device listener where boxes enrol.
+/// The CA with a fresh server certificate, and the trust tables.
+async fn load_trust(config: &FleetConfig) -> Result<(ServerTrust, Arc<SqliteTrustStore>), RunError> {
+    let (dir, names, db) = (config.trust.dir.clone(), config.trust.server_names.clone(), config.store.path.clone());
+    tokio::task::spawn_blocking(move || -> Result<_, RunError> {
+        let server = ServerTrust::load(&dir, &names)?;
+        tracing::info!(fleet_id = server.ca.fleet_id(), "fleet CA loaded");
+        Ok((server, Arc::new(SqliteTrustStore::open(&db)?)))
+    })
+    .await?
+}
+
+/// A [`broker::SecurityLog`] whose events go into `store` until `shutdown`.
+fn security_log(
+    store: Arc<SqliteTrustStore>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> broker::SecurityLog {
+    let (log, mut rx) = broker::SecurityLog::channel();
+    tracker.spawn(async move {
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => break,
+                e = rx.recv() => match e { Some(e) => e, None => break },
+            };
+            let store = Arc::clone(&store);
+            let stored = tokio::task::spawn_blocking(move || store.record_security_event(&event))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))
+                .and_then(|stored| stored);
+            if let Err(e) = stored {
+                tracing::error!(error = %e, "a security event could not be stored");
+            }
+        }
+    });
+    log
+}
+
+/// What the device listener serves from.
+struct DeviceListener {
+    server: ServerTrust,
+    trust_store: Arc<SqliteTrustStore>,
+    store: Arc<dyn Store>,
+    desired: crate::config_publisher::ConfigPublisher,
+}
+
+/// The HTTPS device listener where boxes enrol.
 async fn start_device_listener(
     config: &FleetConfig,
     listen: SocketAddr,
-    store: &Arc<dyn Store>,
-    desired: &crate::config_publisher::ConfigPublisher,
+    parts: DeviceListener,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<SocketAddr, RunError> {
-    let trust = config.trust.clone();
-    let db = config.store.path.clone();
-    let opened = tokio::task::spawn_blocking(move || -> Result<_, RunError> {
-        let ca = FleetCa::load_or_create(&trust.dir)?;
-        let (chain, key) = ca.server_identity(&trust.server_names, std::time::SystemTime::now())?;
-        let tls = crate::trust::listener::server_config(&chain, &key, ca.cert_pem())?;
-        Ok((ca, tls, SqliteTrustStore::open(&db)?))
-    })
-    .await??;
-    let (ca, tls, trust_store) = opened;
+    let DeviceListener { server, trust_store, store, desired } = parts;
+    let tls = crate::trust::listener::server_config(&server.chain, &server.key, server.ca.cert_pem())?;
     let enroller = Enroller {
-        ca: Arc::new(ca),
-        store: Arc::new(trust_store),
+        ca: Arc::new(server.ca),
+        store: trust_store,
         validity: config.trust.device_cert_validity,
         reserved: config.broker.acl.fleet_identities.clone(),
     };
-    tracing::info!(fleet_id = enroller.ca.fleet_id(), "fleet CA loaded");
-    let app =
-        crate::trust::routes::router(DeviceApiState { enroller, store: Arc::clone(store), desired: desired.clone() });
+    let app = crate::trust::routes::router(DeviceApiState { enroller, store, desired });
     Ok(crate::trust::listener::spawn(listen, tls, app, shutdown.clone(), tracker).await?)
 }

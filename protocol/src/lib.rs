@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod control;
+pub mod enrol;
 pub mod reading;
 pub mod topic;
 

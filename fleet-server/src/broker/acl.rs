@@ -10,11 +10,14 @@
 //! publish ACL hook (`Session::process_last_will` in rmqtt 0.24 calls only the
 //! `message_publish` hook): a client could otherwise publish anywhere by dying.
 //!
-//! Identity today is the MQTT username, or the client id when there is no username: plain
-//! TCP on loopback, no password, so this rule keeps honest clients apart but stops no
-//! attacker. With TLS (the trust issue) the listener sets `cert_cn_as_username`, and the
-//! username is the CN of a client certificate the broker has verified against the fleet CA;
-//! the hook must then also refuse a connection that carries no certificate CN.
+//! Where the identity comes from depends on the listener ([`Via`]). On the devices' TLS
+//! listener it is the CN of a client certificate rmqtt has verified against the fleet CA; a
+//! certificate without a CN is refused (rmqtt would otherwise keep the client's own
+//! username, so a CN-less certificate could claim `simpul-fleet`), and so is a fleet identity
+//! (the fleet's own clients use the loopback listener). On the plain listener it is the MQTT
+//! username, or the client id when there is none: no password, so when there is a TLS
+//! listener the plain one admits fleet identities only, and when there is none (a lab) this
+//! rule keeps honest clients apart but stops no attacker.
 
 use async_trait::async_trait;
 use rmqtt::context::ServerContext;
@@ -22,6 +25,8 @@ use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
 use rmqtt::types::{AuthResult, ConnectInfo, LastWill, PublishAclResult, SubscribeAclResult};
 use serde::{Deserialize, Serialize};
 
+use super::security::{SecurityEvent, SecurityLog};
+use super::{PLAIN_LISTENER, TLS_LISTENER};
 use crate::protocol::topic::{DeviceId, PREFIX, Topic};
 
 /// `[broker.acl]`.
@@ -66,25 +71,70 @@ pub enum Identity {
     Device(DeviceId),
 }
 
+/// The listener a client came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via<'a> {
+    /// The plain listener. `devices`: whether devices may use it (there is no TLS listener).
+    Plain { devices: bool },
+    /// The TLS listener, with the CN of the verified client certificate (None: it has none).
+    Tls { cn: Option<&'a str> },
+}
+
 /// Why a client may not connect.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     NotADeviceId(String),
-    ClientIdIsNotTheIdentity { identity: String, client_id: String },
+    ClientIdIsNotTheIdentity {
+        identity: String,
+        client_id: String,
+    },
     WillOutsideOwnTopics(String),
+    /// A certificate from the fleet CA without a CN: no identity.
+    CertificateWithoutName,
+    /// A fleet identity on the devices' listener.
+    FleetIdentityOverTls(String),
+    /// A device on the plain listener while devices must use TLS.
+    DeviceWithoutTls(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotADeviceId(i) => write!(f, "{i:?} is not a device id"),
+            Refusal::ClientIdIsNotTheIdentity { identity, client_id } => {
+                write!(f, "client id {client_id:?} is not the identity {identity:?}")
+            }
+            Refusal::WillOutsideOwnTopics(t) => write!(f, "last will on {t:?}, outside its own topics"),
+            Refusal::CertificateWithoutName => write!(f, "client certificate has no CN"),
+            Refusal::FleetIdentityOverTls(i) => write!(f, "fleet identity {i:?} on the devices' listener"),
+            Refusal::DeviceWithoutTls(i) => write!(f, "device {i:?} on the plain listener: devices use TLS"),
+        }
+    }
 }
 
 /// Decides whether a CONNECT is accepted, and as what.
 pub fn admit(
     config: &AclConfig,
+    via: Via<'_>,
     username: Option<&str>,
     client_id: &str,
     will_topic: Option<&str>,
 ) -> Result<Identity, Refusal> {
-    let identity = username.filter(|u| !u.is_empty()).unwrap_or(client_id);
-    if config.is_fleet(identity) {
-        return Ok(Identity::Fleet);
-    }
+    let identity = match via {
+        Via::Tls { cn: None } => return Err(Refusal::CertificateWithoutName),
+        Via::Tls { cn: Some(cn) } if config.is_fleet(cn) => return Err(Refusal::FleetIdentityOverTls(cn.to_owned())),
+        Via::Tls { cn: Some(cn) } => cn,
+        Via::Plain { devices } => {
+            let identity = username.filter(|u| !u.is_empty()).unwrap_or(client_id);
+            if config.is_fleet(identity) {
+                return Ok(Identity::Fleet);
+            }
+            if !devices {
+                return Err(Refusal::DeviceWithoutTls(identity.to_owned()));
+            }
+            identity
+        }
+    };
     let device = DeviceId::new(identity).map_err(|_| Refusal::NotADeviceId(identity.to_owned()))?;
     if client_id != identity {
         return Err(Refusal::ClientIdIsNotTheIdentity {
@@ -117,9 +167,9 @@ pub fn device_may_subscribe(d: &DeviceId, filter: &str) -> bool {
 }
 
 /// Registers the hooks with the broker.
-pub(super) async fn register(scx: &ServerContext, config: &AclConfig) {
+pub(super) async fn register(scx: &ServerContext, config: &AclConfig, tls: bool, security: SecurityLog) {
     let register = scx.extends.hook_mgr().register();
-    let handler = || Box::new(AclHandler { config: config.clone() });
+    let handler = || Box::new(AclHandler { config: config.clone(), tls, security: security.clone() });
     register.add(Type::ClientAuthenticate, handler()).await;
     register.add(Type::ClientSubscribeCheckAcl, handler()).await;
     register.add(Type::MessagePublishCheckAcl, handler()).await;
@@ -128,6 +178,30 @@ pub(super) async fn register(scx: &ServerContext, config: &AclConfig) {
 
 struct AclHandler {
     config: AclConfig,
+    /// Whether there is a TLS listener (then devices may not use the plain one).
+    tls: bool,
+    security: SecurityLog,
+}
+
+impl AclHandler {
+    fn via<'a>(&self, c: &'a ConnectInfo) -> Via<'a> {
+        match c.id().lid {
+            TLS_LISTENER => Via::Tls { cn: c.cert().and_then(|cert| cert.common_name.as_deref()) },
+            PLAIN_LISTENER => Via::Plain { devices: !self.tls },
+            // No other listener exists; were one added without a rule here, it admits no device.
+            _ => Via::Plain { devices: false },
+        }
+    }
+
+    fn record(&self, id: &rmqtt::types::Id, identity: &str, kind: &str, detail: String) {
+        self.security.record(SecurityEvent {
+            at_ms: crate::ingest::now_ms(),
+            identity: identity.to_owned(),
+            kind: kind.to_owned(),
+            detail,
+            remote: id.remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+        });
+    }
 }
 
 fn will_topic(c: &ConnectInfo) -> Option<&str> {
@@ -146,13 +220,14 @@ impl Handler for AclHandler {
                     return (false, Some(HookResult::AuthResult(AuthResult::Allow(true, None))));
                 }
                 let username = c.username().map(|u| &**u);
-                match admit(&self.config, username, c.client_id(), will_topic(c)) {
+                match admit(&self.config, self.via(c), username, c.client_id(), will_topic(c)) {
                     Ok(identity) => {
                         let superuser = identity == Identity::Fleet;
                         (false, Some(HookResult::AuthResult(AuthResult::Allow(superuser, None))))
                     }
                     Err(refusal) => {
-                        tracing::warn!(client_id = %c.client_id(), ?refusal, "MQTT connection refused");
+                        let who = username.unwrap_or(c.client_id());
+                        self.record(c.id(), who, "connect_refused", refusal.to_string());
                         (false, Some(HookResult::AuthResult(AuthResult::NotAuthorized)))
                     }
                 }
@@ -164,7 +239,8 @@ impl Handler for AclHandler {
                 let result = if allowed {
                     SubscribeAclResult::new_success(subscribe.opts.qos(), None)
                 } else {
-                    tracing::warn!(client_id = %session.id.client_id, filter = %subscribe.topic_filter, "subscribe refused");
+                    let who = identity_of(session);
+                    self.record(&session.id, who, "subscribe_refused", subscribe.topic_filter.to_string());
                     SubscribeAclResult::new_failure(rmqtt::codec::v5::SubscribeAckReason::NotAuthorized)
                 };
                 (false, Some(HookResult::SubscribeAclResult(result)))
@@ -175,7 +251,8 @@ impl Handler for AclHandler {
                 let result = if allowed {
                     PublishAclResult::allow()
                 } else {
-                    tracing::warn!(client_id = %session.id.client_id, topic = %publish.topic, "publish refused");
+                    let who = identity_of(session);
+                    self.record(&session.id, who, "publish_refused", publish.topic.to_string());
                     // Disconnect: a device publishing outside its topics is broken or hostile,
                     // and with MQTT 3.1.1 there is no other way to tell it.
                     PublishAclResult::rejected(true, None)
@@ -187,9 +264,14 @@ impl Handler for AclHandler {
     }
 }
 
+/// The identity a session was admitted as: on the TLS listener the username is the
+/// certificate's CN (rmqtt's `cert_cn_as_username`).
+fn identity_of(session: &rmqtt::session::Session) -> &str {
+    session.id.username.as_deref().filter(|u| !u.is_empty()).unwrap_or(&session.id.client_id)
+}
+
 fn device_of(session: &rmqtt::session::Session) -> Option<DeviceId> {
-    let identity = session.id.username.as_deref().filter(|u| !u.is_empty()).unwrap_or(&session.id.client_id);
-    DeviceId::new(identity).ok()
+    DeviceId::new(identity_of(session)).ok()
 }
 
 #[cfg(test)]
@@ -227,21 +309,54 @@ mod tests {
         assert!(!device_may_subscribe(&a, "simpul/v1/dev/cilegon-012/ack"));
     }
 
+    const LAB: Via<'static> = Via::Plain { devices: true };
+
     #[test]
     fn connect_is_admitted_by_identity_client_id_and_will_topic() {
         let c = AclConfig::default();
-        assert_eq!(admit(&c, Some("simpul-fleet"), "ingest-1", None), Ok(Identity::Fleet));
-        assert_eq!(admit(&c, None, "dev-1", None), Ok(Identity::Device(d("dev-1"))));
+        assert_eq!(admit(&c, LAB, Some("simpul-fleet"), "ingest-1", None), Ok(Identity::Fleet));
+        assert_eq!(admit(&c, LAB, None, "dev-1", None), Ok(Identity::Device(d("dev-1"))));
         assert_eq!(
-            admit(&c, Some("dev-1"), "dev-1", Some("simpul/v1/dev/dev-1/status")),
+            admit(&c, LAB, Some("dev-1"), "dev-1", Some("simpul/v1/dev/dev-1/status")),
             Ok(Identity::Device(d("dev-1")))
         );
         assert!(matches!(
-            admit(&c, Some("dev-1"), "dev-1", Some("simpul/v1/dev/dev-2/status")),
+            admit(&c, LAB, Some("dev-1"), "dev-1", Some("simpul/v1/dev/dev-2/status")),
             Err(Refusal::WillOutsideOwnTopics(_))
         ));
-        assert!(matches!(admit(&c, Some("dev-1"), "ingest-1", None), Err(Refusal::ClientIdIsNotTheIdentity { .. })));
-        assert!(matches!(admit(&c, Some("Not A Device"), "x", None), Err(Refusal::NotADeviceId(_))));
-        assert!(matches!(admit(&c, None, "a/+/b", None), Err(Refusal::NotADeviceId(_))));
+        assert!(matches!(
+            admit(&c, LAB, Some("dev-1"), "ingest-1", None),
+            Err(Refusal::ClientIdIsNotTheIdentity { .. })
+        ));
+        assert!(matches!(admit(&c, LAB, Some("Not A Device"), "x", None), Err(Refusal::NotADeviceId(_))));
+        assert!(matches!(admit(&c, LAB, None, "a/+/b", None), Err(Refusal::NotADeviceId(_))));
+    }
+
+    #[test]
+    fn on_the_tls_listener_the_certificate_name_is_the_identity_and_nothing_else() {
+        let c = AclConfig::default();
+        let tls = |cn| Via::Tls { cn };
+        // The username the client sent does not matter: the CN does.
+        assert_eq!(admit(&c, tls(Some("dev-1")), Some("dev-2"), "dev-1", None), Ok(Identity::Device(d("dev-1"))));
+        assert!(matches!(
+            admit(&c, tls(Some("dev-1")), None, "dev-2", None),
+            Err(Refusal::ClientIdIsNotTheIdentity { .. })
+        ));
+        assert_eq!(
+            admit(&c, tls(None), Some("simpul-fleet"), "simpul-fleet", None),
+            Err(Refusal::CertificateWithoutName)
+        );
+        assert!(matches!(
+            admit(&c, tls(Some("simpul-fleet")), None, "simpul-fleet", None),
+            Err(Refusal::FleetIdentityOverTls(_))
+        ));
+    }
+
+    #[test]
+    fn with_a_tls_listener_the_plain_one_admits_only_the_fleet() {
+        let c = AclConfig::default();
+        let plain = Via::Plain { devices: false };
+        assert_eq!(admit(&c, plain, Some("simpul-fleet"), "simpul-fleet", None), Ok(Identity::Fleet));
+        assert!(matches!(admit(&c, plain, None, "dev-1", None), Err(Refusal::DeviceWithoutTls(_))));
     }
 }

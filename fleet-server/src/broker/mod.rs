@@ -10,19 +10,20 @@
 //! (clean_session = false) within the life of the process, and the per-device topic rule
 //! in [`acl`].
 //!
-//! Not yet here (the trust issue): TLS with client certificates. rmqtt's listener takes a
-//! certificate, key and client CA (`rmqtt::net::Builder::tls_*`), verifies the client
-//! certificate (`tls_cross_certificate`) and can put the certificate's CN in the MQTT
-//! username (`cert_cn_as_username`), which is what [`acl`] reads as the identity; a spike
-//! showed all of that working, and one hole: a certificate without a CN keeps the client's
-//! own username, so the hook must refuse it (docs/design/broker.md, "TLS, tried"). See
-//! [`BrokerConfig`] and `listener()` below for where it goes.
+//! Devices connect to the mutual-TLS listener (`tls_listen`): rmqtt verifies the client
+//! certificate against the fleet CA and puts its CN in the MQTT username, and [`acl`] reads
+//! the identity from the certificate and refuses one without a CN (docs/design/broker.md,
+//! "TLS, tried"; docs/design/trust.md). The plain listener (`listen`, loopback) is then for
+//! the fleet's own clients only. What a device tries outside its own topics is recorded as
+//! a [`security::SecurityEvent`].
 
 pub mod acl;
 mod fitter;
+pub mod security;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU16, NonZeroU32};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytesize::ByteSize;
@@ -35,16 +36,23 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use acl::AclConfig;
+pub use security::{SecurityEvent, SecurityLog};
 
 /// `[broker]` in the fleet configuration. Every field has a default; an unknown field is an
 /// error (a misspelt limit must not silently fall back to its default).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
-    /// Where the broker listens for MQTT (plain TCP for now). Default `127.0.0.1:1883`:
-    /// loopback until TLS with client certificates is in (the trust issue); devices reach the
-    /// fleet only through TLS. Port 0 picks a free port ([`BrokerHandle::local_addr`]).
+    /// Where the broker listens for plain MQTT. Default `127.0.0.1:1883`: keep it on
+    /// loopback. With `tls_listen` set it serves only the fleet's own clients; without, any
+    /// client (a lab, or a fleet whose boxes are all on one trusted network). Port 0 picks a
+    /// free port ([`BrokerHandle::local_addr`]).
     pub listen: SocketAddr,
+    /// Where devices connect with mutual TLS: a client certificate from the fleet CA is
+    /// required and its CN is the device's identity (docs/design/trust.md). The server
+    /// certificate is the fleet's, for `[trust] server_names`. Unset: no TLS listener.
+    /// Default unset; `0.0.0.0:8883` is the usual setting.
+    pub tls_listen: Option<SocketAddr>,
     /// Most MQTT sessions the broker holds, connected or not (a clean_session = false session
     /// counts while it lives). A CONNECT past it is refused with "server unavailable" and the
     /// client retries later. Default 12,000: a province (10,000 devices) plus headroom for the
@@ -89,6 +97,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 1883)),
+            tls_listen: None,
             max_connections: 12_000,
             max_handshakes: 500,
             handshake_timeout: Duration::from_secs(15),
@@ -120,6 +129,7 @@ pub enum BrokerError {
 /// [`BrokerHandle::stopped`] waits for that to finish.
 pub struct BrokerHandle {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     scx: ServerContext,
     task: JoinHandle<()>,
 }
@@ -143,6 +153,11 @@ impl BrokerHandle {
     /// The address the broker listens on (the real port when `listen` had port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the devices' mutual-TLS listener, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Connections and sessions now.
@@ -185,9 +200,42 @@ struct Running {
     scx: ServerContext,
 }
 
-/// Starts the broker on the current tokio runtime and returns once it is listening.
+/// The files of the devices' TLS listener (PEM), which rmqtt reads at start.
+#[derive(Clone, Debug)]
+pub struct DeviceTls {
+    /// The server certificate chain.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA whose client certificates are accepted: the fleet CA.
+    pub client_ca: PathBuf,
+}
+
+/// The listener ids rmqtt hands the hooks, so they can tell the plain from the TLS one.
+pub(crate) const PLAIN_LISTENER: u16 = 1;
+pub(crate) const TLS_LISTENER: u16 = 2;
+
+/// Starts the broker with its plain listener only (no device TLS, security events dropped).
 pub async fn start(config: &BrokerConfig, shutdown: CancellationToken) -> Result<BrokerHandle, BrokerError> {
+    start_with(config, None, SecurityLog::discard(), shutdown).await
+}
+
+/// Starts the broker on the current tokio runtime and returns once it is listening: the
+/// plain listener, and the devices' TLS listener when `config.tls_listen` is set (then
+/// `tls` must be given). What devices try outside their topics goes to `security`.
+pub async fn start_with(
+    config: &BrokerConfig,
+    tls: Option<DeviceTls>,
+    security: SecurityLog,
+    shutdown: CancellationToken,
+) -> Result<BrokerHandle, BrokerError> {
     validate(config)?;
+    let tls_listener = match (config.tls_listen, tls) {
+        (Some(addr), Some(files)) => Some(tls_listener(config, addr, &files)?),
+        (Some(_), None) => {
+            return Err(BrokerError::Config("tls_listen is set but no certificate was given".to_owned()));
+        }
+        (None, _) => None,
+    };
 
     let scx = ServerContext::new()
         // rmqtt's "busy" check refuses CONNECTs while the machine's load average or CPU use is
@@ -207,7 +255,7 @@ pub async fn start(config: &BrokerConfig, shutdown: CancellationToken) -> Result
     rmqtt_shared_subscription::register(&scx, true, false)
         .await
         .map_err(|source| BrokerError::Start { part: "shared subscriptions", source })?;
-    acl::register(&scx, &config.acl).await;
+    acl::register(&scx, &config.acl, tls_listener.is_some(), security).await;
     let fleet_limits = fitter::FleetLimits {
         acl: config.acl.clone(),
         max_inflight: NonZeroU16::new(config.fleet_max_inflight).unwrap_or(NonZeroU16::MIN),
@@ -217,7 +265,15 @@ pub async fn start(config: &BrokerConfig, shutdown: CancellationToken) -> Result
 
     let listener = listener(config)?;
     let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind { addr: config.listen, source })?;
-    let server = MqttServer::new(scx.clone()).listener_by_id(listener, local_addr.port()).build();
+    let mut server = MqttServer::new(scx.clone()).listener_by_id(listener, PLAIN_LISTENER);
+    let mut tls_addr = None;
+    if let Some(l) = tls_listener {
+        let addr = l.local_addr().map_err(|source| BrokerError::Bind { addr: l.cfg.laddr, source })?;
+        tracing::info!(%addr, "MQTT broker listening for devices (mutual TLS)");
+        tls_addr = Some(addr);
+        server = server.listener_by_id(l, TLS_LISTENER);
+    }
+    let server = server.build();
     tracing::info!(%local_addr, "MQTT broker listening");
 
     let running = Running { scx: scx.clone() };
@@ -234,7 +290,7 @@ pub async fn start(config: &BrokerConfig, shutdown: CancellationToken) -> Result
         running.disconnect_all().await;
         tracing::info!(%local_addr, "MQTT broker stopped");
     });
-    Ok(BrokerHandle { local_addr, scx, task })
+    Ok(BrokerHandle { local_addr, tls_addr, scx, task })
 }
 
 impl Running {
@@ -272,15 +328,35 @@ fn validate(config: &BrokerConfig) -> Result<(), BrokerError> {
     config.acl.validate().map_err(BrokerError::Config)
 }
 
-/// The listener, with every limit set explicitly (rmqtt's defaults are not ours).
-/// TLS (the trust issue) goes here: `.tls_cert(..).tls_key(..).tls_client_ca_certs(..)
-/// .tls_cross_certificate(true).cert_cn_as_username(true)`, then `.bind()?.tls()?` instead of
-/// `.tcp()?`, with rmqtt's `tls` feature on.
+/// The plain listener.
 fn listener(config: &BrokerConfig) -> Result<Listener, BrokerError> {
     let bind_err = |source| BrokerError::Bind { addr: config.listen, source };
-    let builder = Builder::new()
-        .name("simpul/tcp")
-        .laddr(config.listen)
+    builder(config, "simpul/tcp", config.listen).bind().and_then(Listener::tcp).map_err(bind_err)
+}
+
+/// The devices' listener: TLS, a client certificate of the fleet CA required (rmqtt's
+/// `tls_cross_certificate`), its CN put in the username and the certificate handed to the
+/// authentication hook, which refuses a certificate without a CN.
+fn tls_listener(config: &BrokerConfig, addr: SocketAddr, files: &DeviceTls) -> Result<Listener, BrokerError> {
+    let bind_err = |source| BrokerError::Bind { addr, source };
+    let path = |p: &PathBuf| Some(p.display().to_string());
+    builder(config, "simpul/tls", addr)
+        .tls_cert(path(&files.cert))
+        .tls_key(path(&files.key))
+        .tls_client_ca_certs(path(&files.client_ca))
+        .tls_cross_certificate(true)
+        .cert_cn_as_username(true)
+        .collect_cert_info(true)
+        .bind()
+        .and_then(Listener::tls)
+        .map_err(bind_err)
+}
+
+/// A listener's settings, every limit set explicitly (rmqtt's defaults are not ours).
+fn builder(config: &BrokerConfig, name: &str, addr: SocketAddr) -> Builder {
+    Builder::new()
+        .name(name)
+        .laddr(addr)
         .backlog(1024)
         .nodelay(true)
         .reuseaddr(Some(true))
@@ -296,8 +372,7 @@ fn listener(config: &BrokerConfig) -> Result<Listener, BrokerError> {
         .max_clientid_len(128)
         // Identity checks happen in the authentication hook, which rmqtt skips for a client
         // without a username when anonymous clients are allowed: so never allow them.
-        .allow_anonymous(false);
-    builder.bind().and_then(Listener::tcp).map_err(bind_err)
+        .allow_anonymous(false)
 }
 
 fn retainer_config(config: &BrokerConfig) -> String {

@@ -2,8 +2,7 @@
 //! or supplied by ops; it signs device certificates from CSRs (with its own parameters,
 //! never the CSR's) and the fleet's server certificates.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +15,8 @@ use simpul_protocol::DeviceId;
 use time::OffsetDateTime;
 
 use super::TrustError;
+use crate::auth::token::hex;
+use crate::ingest::ms_since_epoch;
 
 /// The CA certificate's file in `[trust] dir`.
 pub const CA_CERT: &str = "ca.pem";
@@ -72,10 +73,6 @@ fn offset(t: SystemTime) -> OffsetDateTime {
     OffsetDateTime::from(t)
 }
 
-fn ms(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// 16 random bytes, the top bit clear (a positive DER integer).
 fn serial() -> Result<SerialNumber, TrustError> {
     let mut bytes = [0u8; 16];
@@ -86,18 +83,9 @@ fn serial() -> Result<SerialNumber, TrustError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Writes `text` to `path` with `mode`, through a temporary file and a rename.
-fn write_private(path: &Path, text: &str, mode: u32) -> Result<(), TrustError> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(io(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+pub(crate) fn write_private(path: &Path, text: &str, mode: u32) -> Result<(), TrustError> {
+    simpul_base::fs::write_atomic(path, text.as_bytes(), mode).map_err(io(path))
 }
 
 impl FleetCa {
@@ -200,7 +188,7 @@ impl FleetCa {
         params.not_before = offset(now - BACKDATE);
         params.not_after = offset(not_after);
         let cert = params.signed_by(&csr.public_key, &self.issuer).map_err(rcgen_error("a device certificate"))?;
-        Ok(Ok(Issued { pem: cert.pem(), serial: hex(serial.as_ref()), not_after_ms: ms(not_after) }))
+        Ok(Ok(Issued { pem: cert.pem(), serial: hex(serial.as_ref()), not_after_ms: ms_since_epoch(not_after) }))
     }
 
     /// A fresh server key and certificate for `names` (DNS names or IP addresses), valid

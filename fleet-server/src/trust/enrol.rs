@@ -11,33 +11,7 @@ use super::{CsrError, FleetCa, TrustError};
 use crate::auth::{password, token};
 use crate::store::StoreError;
 
-/// What a box sends.
-#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
-pub struct EnrolRequest {
-    /// The enrolment token from the bootstrap bundle (`sple_...`).
-    pub token: String,
-    /// The id the box will have: its certificate's CN and its topics' `{device}`.
-    pub device_id: String,
-    /// A PKCS#10 certificate signing request, PEM, whose CN is `device_id`.
-    pub csr: String,
-}
-
-/// What a box gets back.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Enrolled {
-    pub device_id: String,
-    /// The device certificate, PEM.
-    pub certificate: String,
-    /// The fleet CA, PEM: the only root the box trusts from now on.
-    pub ca: String,
-    /// Its serial number, hex.
-    pub serial: String,
-    /// When it stops being valid (ms since the epoch); the box renews before then.
-    pub not_after_ms: i64,
-    /// The group the token put the device in, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-}
+pub use simpul_protocol::enrol::{EnrolRequest, Enrolled};
 
 /// Why an enrolment was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -94,10 +68,6 @@ pub struct Enroller {
     pub reserved: Vec<String>,
 }
 
-fn ms(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Enroller {
     /// Checks the request and, if it holds, issues and records the certificate and spends
     /// the token (blocking: argon2 and SQLite; call it on the blocking pool).
@@ -126,7 +96,7 @@ impl Enroller {
         if let (Some(at_ms), Some(device)) = (row.token.spent_ms, row.token.spent_by.clone()) {
             return Ok(Err(EnrolRefused::Spent { at_ms, device }));
         }
-        let now_ms = ms(now);
+        let now_ms = crate::ingest::ms_since_epoch(now);
         if row.token.expires_ms <= now_ms {
             return Ok(Err(EnrolRefused::Expired { at_ms: row.token.expires_ms }));
         }

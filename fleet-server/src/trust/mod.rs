@@ -6,6 +6,7 @@ pub mod config;
 pub mod enrol;
 pub mod listener;
 pub mod routes;
+pub mod server;
 pub mod store;
 pub mod tokens;
 

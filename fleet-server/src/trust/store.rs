@@ -4,6 +4,7 @@
 use simpul_protocol::DeviceId;
 
 use super::Issued;
+use crate::broker::SecurityEvent;
 use crate::store::StoreError;
 
 /// A new enrolment token's row.
@@ -82,4 +83,10 @@ pub trait TrustStore: Send + Sync + std::fmt::Debug {
 
     /// The certificates issued to `device`, newest first.
     fn device_certs(&self, device: &DeviceId) -> Result<Vec<DeviceCert>, StoreError>;
+
+    /// Records what the broker refused a client.
+    fn record_security_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
+
+    /// Security events, newest first; only `identity`'s when given.
+    fn security_events(&self, identity: Option<&str>, limit: usize) -> Result<Vec<SecurityEvent>, StoreError>;
 }

@@ -74,13 +74,18 @@ impl Fleet {
         resp.json().await.unwrap()
     }
 
-    /// GETs `path` until `done` holds of its JSON (the fleet commits on its own time).
+    /// GETs `path` until `done` holds of its JSON (the fleet commits on its own time; a
+    /// 404 is a device not there yet).
     pub async fn until(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let wait = async {
             loop {
-                let v = self.get_json(path).await;
-                if done(&v) {
-                    return v;
+                let resp = self.get(path).send().await.unwrap();
+                if resp.status() != reqwest::StatusCode::NOT_FOUND {
+                    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+                    let v = resp.json().await.unwrap();
+                    if done(&v) {
+                        return v;
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }

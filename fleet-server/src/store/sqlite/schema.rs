@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE devices (
@@ -245,6 +245,19 @@ CREATE TABLE device_certs (
 CREATE INDEX device_certs_device ON device_certs(device, issued_ms);
 ";
 
+/// Security events: what the broker refused a client (docs/design/trust.md).
+const V4_TO_V5: &str = "
+CREATE TABLE security_events (
+    id        INTEGER PRIMARY KEY,
+    at_ms     INTEGER NOT NULL,
+    identity  TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    remote    TEXT NOT NULL
+);
+CREATE INDEX security_events_identity ON security_events(identity, id);
+";
+
 /// Creates or checks the schema.
 pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -266,6 +279,9 @@ pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     }
     if found < 4 {
         tx.execute_batch(V3_TO_V4)?;
+    }
+    if found < 5 {
+        tx.execute_batch(V4_TO_V5)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;

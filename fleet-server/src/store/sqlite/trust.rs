@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use simpul_protocol::DeviceId;
 
+use crate::broker::SecurityEvent;
 use crate::store::StoreError;
 use crate::trust::Issued;
 use crate::trust::store::{DeviceCert, EnrolmentToken, NewEnrolmentToken, SpendRefused, TokenForCheck, TrustStore};
@@ -129,6 +130,35 @@ impl TrustStore for SqliteTrustStore {
                     issued_ms: r.get(2)?,
                     not_after_ms: r.get(3)?,
                     revoked_ms: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn record_security_event(&self, e: &SecurityEvent) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO security_events (at_ms, identity, kind, detail, remote) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.at_ms, e.identity, e.kind, e.detail, e.remote],
+        )?;
+        Ok(())
+    }
+
+    fn security_events(&self, identity: Option<&str>, limit: usize) -> Result<Vec<SecurityEvent>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at_ms, identity, kind, detail, remote FROM security_events
+             WHERE ?1 IS NULL OR identity = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![identity, limit], |r| {
+                Ok(SecurityEvent {
+                    at_ms: r.get(0)?,
+                    identity: r.get(1)?,
+                    kind: r.get(2)?,
+                    detail: r.get(3)?,
+                    remote: r.get(4)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
