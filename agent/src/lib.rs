@@ -16,6 +16,7 @@ pub mod run;
 pub mod sample;
 pub mod sensor;
 pub mod status_page;
+pub mod trust;
 pub mod uplink;
 
 pub use run::run;

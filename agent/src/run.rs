@@ -102,6 +102,14 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> Result<WriterSummary, RunError> {
     let clock = run.clock;
+    let mut config = config;
+    let enrolment = match crate::trust::prepare(&mut config, run.config_file.as_deref()) {
+        Ok(pending) => pending,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot enrol with the bootstrap bundle; running without it");
+            None
+        }
+    };
     let device = device_id(&config);
     tracing::info!(%device, sensors = config.sensors.len(), buffer = %config.buffer.path.display(), "simpul-agent starting");
 
@@ -117,7 +125,8 @@ pub async fn run_with(
     let uplink = if config.uplink.enabled {
         let path = config.buffer.path.clone();
         let own = tokio::task::spawn_blocking(move || Buffer::open(&path, opts)).await??;
-        Some(uplink::spawn(config.uplink.clone(), device.clone(), own, Arc::clone(&clock), shutdown.clone()))
+        let identity = config.trust.dir.clone();
+        Some(uplink::spawn(config.uplink.clone(), identity, device.clone(), own, Arc::clone(&clock), shutdown.clone()))
     } else {
         tracing::info!("uplink disabled ([uplink] enabled = false): readings stay in the buffer");
         None
@@ -159,6 +168,14 @@ pub async fn run_with(
             None
         }
     };
+    let shutdown_for_enrolment = shutdown.clone();
+    let enrolling = enrolment.map(|pending| {
+        tokio::spawn(async move {
+            if let Err(e) = pending.run(shutdown_for_enrolment).await {
+                tracing::error!(error = %e, "enrolment failed");
+            }
+        })
+    });
     if let Some(started) = run.started {
         let observed = Observed {
             sensors: live,
@@ -179,6 +196,10 @@ pub async fn run_with(
         if tokio::time::timeout(STOP_TIMEOUT, remote.join()).await.is_err() {
             tracing::warn!(timeout = ?STOP_TIMEOUT, "the remote config task did not stop in time");
         }
+    }
+    if let Some(task) = enrolling {
+        // It stops at shutdown (or has finished); an enrolment cut short resumes next start.
+        let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
     }
     let summary = writer.await??;
     if let Some(uplink) = uplink {

@@ -30,11 +30,25 @@ impl Fleet {
         Self::start_with(dir, &format!("[mqtt]\nbroker = \"{broker}\"\n")).await
     }
 
-    /// Starts the fleet with its embedded broker listening on `broker`.
-    pub async fn start_embedded(dir: &Path, broker: SocketAddr) -> std::io::Result<Fleet> {
-        let fleet = Self::start_with(dir, &format!("[broker]\nlisten = \"{broker}\"\n")).await?;
+    /// Starts the fleet with its embedded broker: devices on `broker` with mutual TLS (a
+    /// client certificate from the fleet CA), the fleet's own clients on a plain loopback
+    /// listener, and the HTTPS device listener where agents enrol.
+    pub async fn start_embedded(dir: &Path, broker: SocketAddr) -> std::io::Result<(Fleet, Enrolment)> {
+        let (plain, device_listener) = (free_port()?, free_port()?);
+        let trust = dir.join("trust");
+        let section = format!(
+            "[broker]\nlisten = \"{plain}\"\ntls_listen = \"{broker}\"\n[trust]\ndir = \"{}\"\nlisten = \"{device_listener}\"\n",
+            trust.display()
+        );
+        let fleet = Self::start_with(dir, &section).await?;
         wait_until_accepting(broker, PATIENCE).await?;
-        Ok(fleet)
+        wait_until_accepting(device_listener, PATIENCE).await?;
+        let enrolment = Enrolment {
+            fleet_url: format!("https://{device_listener}"),
+            ca: std::fs::read_to_string(trust.join("ca.pem"))?,
+            fleet_config: fleet.config.clone(),
+        };
+        Ok((fleet, enrolment))
     }
 
     async fn start_with(dir: &Path, broker_section: &str) -> std::io::Result<Fleet> {
@@ -78,6 +92,54 @@ fn platform_token(config: &Path) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// What an agent needs to enrol with a fleet: where to, the CA to trust, and the fleet's
+/// config (to make one-time tokens with its CLI).
+#[derive(Clone, Debug)]
+pub struct Enrolment {
+    /// The device listener, `https://127.0.0.1:port`.
+    pub fleet_url: String,
+    /// The fleet CA, PEM.
+    pub ca: String,
+    fleet_config: PathBuf,
+}
+
+impl Enrolment {
+    /// A new one-time enrolment token (`simpul-fleet tokens create --offline`).
+    pub fn token(&self) -> std::io::Result<String> {
+        let out = Command::new(workspace_bin("simpul-fleet"))
+            .arg("--config")
+            .arg(&self.fleet_config)
+            .args(["tokens", "create", "--offline", "--expires", "1h"])
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!("tokens create: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Writes a bootstrap bundle (as `simpul-provision` does) with a new token for
+    /// `device` at `path`, its broker `broker`.
+    pub fn write_bundle(&self, path: &Path, device: &str, broker: SocketAddr) -> std::io::Result<()> {
+        let text = format!(
+            "fleet = \"{}\"\nbroker = \"{broker}\"\ntoken = \"{}\"\ndevice_id = \"{device}\"\nca = '''\n{}'''\n",
+            self.fleet_url,
+            self.token()?,
+            self.ca
+        );
+        std::fs::write(path, text)
+    }
+
+    /// The agent's `[trust]` section for an agent whose files are in `dir`: its identity in
+    /// `dir/trust`, and, until it has one, a bundle to enrol with written at `dir/bundle.toml`.
+    pub fn agent_section(&self, dir: &Path, device: &str, broker: SocketAddr) -> std::io::Result<String> {
+        let (trust, bundle) = (dir.join("trust"), dir.join("bundle.toml"));
+        if !trust.join("device.pem").exists() && !bundle.exists() {
+            self.write_bundle(&bundle, device, broker)?;
+        }
+        Ok(format!("[trust]\ndir = \"{}\"\nbundle = \"{}\"\n", trust.display(), bundle.display()))
+    }
+}
+
 /// Which broker carries the readings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BrokerKind {
@@ -95,6 +157,8 @@ pub struct Stack {
     /// Where devices connect.
     pub broker: SocketAddr,
     pub fleet: Fleet,
+    /// How agents enrol, when devices must use mutual TLS (the embedded broker).
+    pub enrolment: Option<Enrolment>,
 }
 
 impl Stack {
@@ -104,12 +168,12 @@ impl Stack {
             BrokerKind::Mosquitto => {
                 let m = Mosquitto::start().await?;
                 let fleet = Fleet::start(dir, m.addr()).await?;
-                Ok(Stack { broker: m.addr(), mosquitto: Some(m), fleet })
+                Ok(Stack { broker: m.addr(), mosquitto: Some(m), fleet, enrolment: None })
             }
             BrokerKind::Embedded => {
                 let broker = free_port()?;
-                let fleet = Fleet::start_embedded(dir, broker).await?;
-                Ok(Stack { mosquitto: None, broker, fleet })
+                let (fleet, enrolment) = Fleet::start_embedded(dir, broker).await?;
+                Ok(Stack { mosquitto: None, broker, fleet, enrolment: Some(enrolment) })
             }
         }
     }
@@ -123,12 +187,19 @@ pub struct AgentSpec {
     pub sensors: usize,
     pub interval: Duration,
     pub quota: Option<String>,
+    /// Enrol with this fleet and use mutual TLS; `None`: plain MQTT.
+    pub enrolment: Option<Enrolment>,
 }
 
 impl AgentSpec {
-    /// `sensors` fast simulated sensors on device `device`.
+    /// `sensors` fast simulated sensors on device `device`, plain MQTT.
     pub fn new(device: &str, sensors: usize, interval: Duration) -> AgentSpec {
-        AgentSpec { device: device.to_owned(), sensors, interval, quota: None }
+        AgentSpec { device: device.to_owned(), sensors, interval, quota: None, enrolment: None }
+    }
+
+    /// The same, enrolling with `stack`'s fleet when its devices use mutual TLS.
+    pub fn on(stack: &Stack, device: &str, sensors: usize, interval: Duration) -> AgentSpec {
+        AgentSpec { enrolment: stack.enrolment.clone(), ..AgentSpec::new(device, sensors, interval) }
     }
 }
 
@@ -204,12 +275,20 @@ impl Agent {
         json["readings"].as_u64().ok_or_else(|| std::io::Error::other("no readings in buffer stats"))
     }
 
+    /// Whether the agent holds a device certificate (it enrolled).
+    pub fn enrolled(&self) -> bool {
+        self.dir.join("trust").join("device.pem").is_file()
+    }
+
     /// The agent's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
     }
 }
 
+/// The agent's config: `agent.toml` for what is its own, and the uplink in the drop-in
+/// `agent.d/50-test.toml`, which wins over what enrolment writes (`10-enrolment.toml`):
+/// the test decides the broker address (a proxy), enrolment only the identity.
 fn write_agent_config(dir: &Path, broker: SocketAddr, spec: &AgentSpec, sensors: bool) -> std::io::Result<()> {
     let mut t = format!(
         "[device]\nid = \"{}\"\n[buffer]\npath = \"{}\"\nflush_interval = \"100ms\"\n",
@@ -219,9 +298,10 @@ fn write_agent_config(dir: &Path, broker: SocketAddr, spec: &AgentSpec, sensors:
     if let Some(q) = &spec.quota {
         t.push_str(&format!("quota = \"{q}\"\n"));
     }
-    t.push_str(&format!(
-        "[clock]\nsync = \"always\"\n[uplink]\nenabled = true\nbroker = \"{broker}\"\nbatch_interval = \"100ms\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\nkeepalive = \"5s\"\n"
-    ));
+    t.push_str("[clock]\nsync = \"always\"\n");
+    if let Some(e) = &spec.enrolment {
+        t.push_str(&e.agent_section(dir, &spec.device, broker)?);
+    }
     if sensors {
         for i in 0..spec.sensors {
             t.push_str(&format!(
@@ -230,7 +310,13 @@ fn write_agent_config(dir: &Path, broker: SocketAddr, spec: &AgentSpec, sensors:
             ));
         }
     }
-    std::fs::write(dir.join("agent.toml"), t)
+    std::fs::write(dir.join("agent.toml"), t)?;
+    let uplink = format!(
+        "[uplink]\nenabled = true\nbroker = \"{broker}\"\ntls = {}\nbatch_interval = \"100ms\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\nkeepalive = \"5s\"\n",
+        spec.enrolment.is_some()
+    );
+    std::fs::create_dir_all(dir.join("agent.d"))?;
+    std::fs::write(dir.join("agent.d").join("50-test.toml"), uplink)
 }
 
 fn spawn(bin: &str, config: &Path, log: &Path) -> std::io::Result<ChildGuard> {

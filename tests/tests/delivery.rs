@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use simpul_tests::system::{Agent, AgentSpec, BrokerKind, Consumer, Fleet, PATIENCE, Stack};
+use simpul_tests::system::{Agent, AgentSpec, BrokerKind, Consumer, Enrolment, Fleet, PATIENCE, Stack};
 use simpul_tests::{LinkProxy, Mosquitto};
 
 /// Four sensors every 10 ms: 400 readings a second, so each phase of a test sees many
@@ -20,18 +20,22 @@ struct System {
     link: LinkProxy,
     fleet: Fleet,
     consumer: Consumer,
+    /// Set on the embedded broker: agents enrol and speak mutual TLS.
+    enrolment: Option<Enrolment>,
 }
 
 impl System {
     async fn start(kind: BrokerKind) -> System {
         let dir = tempfile::tempdir().expect("tempdir");
-        let Stack { mosquitto, broker, fleet } = Stack::start(dir.path(), kind).await.expect("broker and fleet");
+        let Stack { mosquitto, broker, fleet, enrolment } =
+            Stack::start(dir.path(), kind).await.expect("broker and fleet");
         let link = LinkProxy::start(broker).await.expect("proxy");
         let consumer = Consumer::new(&fleet);
-        System { dir, mosquitto, link, fleet, consumer }
+        System { dir, mosquitto, link, fleet, consumer, enrolment }
     }
 
-    fn agent(&self, spec: AgentSpec) -> Agent {
+    fn agent(&self, mut spec: AgentSpec) -> Agent {
+        spec.enrolment.clone_from(&self.enrolment);
         Agent::start(self.dir.path(), self.link.addr(), spec).expect("agent")
     }
 
@@ -39,6 +43,9 @@ impl System {
     /// and checks the consumer got every seq the agent ever gave, once.
     async fn finish(&mut self, agent: &mut Agent) {
         assert_eq!(agent.terminate().expect("sigterm"), Some(0), "graceful stop\n{}", agent.log());
+        if self.enrolment.is_some() {
+            assert!(agent.enrolled(), "the agent enrolled and spoke mutual TLS\n{}", agent.log());
+        }
         let last = agent.last_seq().expect("last seq");
         agent.restart(self.link.addr(), false).expect("restart for draining");
         self.consumer.wait_for(&agent.spec.device, usize::try_from(last).expect("fits")).await;

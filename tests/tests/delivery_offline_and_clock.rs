@@ -87,7 +87,7 @@ async fn three_days_offline(kind: BrokerKind) {
     assert_eq!(Buffer::open_read_only(&db).and_then(|b| b.stats()).expect("stats").dropped_total, evicted);
 
     // The link comes back: the agent drains what it kept.
-    let mut spec = AgentSpec::new(device, 0, Duration::from_secs(1));
+    let mut spec = AgentSpec::on(&stack, device, 0, Duration::from_secs(1));
     spec.quota = Some("2 MiB".to_owned());
     let _agent = Agent::start_draining(dir.path(), stack.broker, spec).expect("agent");
     consumer.wait_for(device, held.len()).await;
@@ -125,9 +125,14 @@ async fn boots_in_1970(kind: BrokerKind) {
     let mut consumer = Consumer::new(&stack.fleet);
     let device = "kel-1970";
 
+    let trust = match &stack.enrolment {
+        Some(e) => e.agent_section(dir.path(), device, stack.broker).expect("bundle"),
+        None => String::new(),
+    };
     let text = format!(
-        "[device]\nid = \"{device}\"\n[buffer]\npath = \"{}\"\nflush_interval = \"100ms\"\n[uplink]\nenabled = true\nbroker = \"{}\"\nbatch_interval = \"100ms\"\n[sensors.level]\nkind = \"simulated\"\ninterval = \"20ms\"\nseed = 1\n",
+        "[device]\nid = \"{device}\"\n[buffer]\npath = \"{}\"\nflush_interval = \"100ms\"\n{trust}[uplink]\nenabled = true\ntls = {}\nbroker = \"{}\"\nbatch_interval = \"100ms\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n[sensors.level]\nkind = \"simulated\"\ninterval = \"20ms\"\nseed = 1\n",
         dir.path().join("agent.db").display(),
+        stack.enrolment.is_some(),
         stack.broker
     );
     let config = simpul_agent::config::load_str("agent.toml", &text).expect("config");

@@ -122,6 +122,8 @@ struct RawConfig {
     #[serde(default)]
     probe: super::ProbeConfig,
     #[serde(default)]
+    trust: super::TrustConfig,
+    #[serde(default)]
     sensors: BTreeMap<String, Table>,
 }
 
@@ -156,6 +158,7 @@ fn load_texts(texts: &[(PathBuf, String)]) -> Result<AgentConfig, ConfigError> {
         status_page: raw.status_page,
         remote_config: raw.remote_config,
         probe: raw.probe,
+        trust: raw.trust,
         sensors,
     };
     problems.extend(validate::check(&config, &prov));

@@ -12,6 +12,7 @@ mod provenance;
 mod remote_config;
 pub mod sensor;
 mod status_page;
+mod trust;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub use probe::ProbeConfig;
 pub use remote_config::RemoteConfigConfig;
 pub use sensor::SensorConfig;
 pub use status_page::StatusPageConfig;
+pub use trust::TrustConfig;
 pub use validate::valid_sensor_id;
 
 /// The commented default configuration, printed by `simpul-agent print-default-config`.
@@ -47,6 +49,7 @@ pub struct AgentConfig {
     pub health: HealthConfig,
     pub remote_config: RemoteConfigConfig,
     pub probe: ProbeConfig,
+    pub trust: TrustConfig,
     /// Sensors by id (the key of `[sensors.<id>]`).
     pub sensors: BTreeMap<String, SensorConfig>,
 }
@@ -201,6 +204,10 @@ pub struct UplinkConfig {
     /// The wait doubles (with jitter) up to this. Default 60s.
     #[serde(default = "defaults::reconnect_max", with = "humantime_serde")]
     pub reconnect_max: Duration,
+    /// Mutual TLS to the broker with the box's identity in `[trust] dir` (enrolment turns
+    /// it on). Until the identity is there the uplink waits for it. Default false.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl Default for UplinkConfig {
@@ -214,6 +221,7 @@ impl Default for UplinkConfig {
             max_inflight: defaults::max_inflight(),
             reconnect_min: defaults::reconnect_min(),
             reconnect_max: defaults::reconnect_max(),
+            tls: false,
         }
     }
 }

@@ -1,10 +1,10 @@
-//! The one place a connection to the broker is set up: MQTT options, last will, and the
-//! task that drives rumqttc's event loop. Mutual TLS (a later issue) slots in at
-//! [`mqtt_options`] (`MqttOptions::set_transport(Transport::tls_with_config(..))`).
+//! The one place a connection to the broker is set up: MQTT options, last will, mutual
+//! TLS with the box's identity, and the task that drives rumqttc's event loop.
 
+use std::path::Path;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use simpul_protocol::control::Status;
 use simpul_protocol::{BootId, Channel, ControlMessage, DeviceId, Topic};
 use tokio::sync::mpsc;
@@ -12,6 +12,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::UplinkError;
 use crate::config::UplinkConfig;
+use crate::trust::Identity;
 
 /// rumqttc's in-flight window beyond `max_inflight`: room for the status and event
 /// messages, which do not wait for a batch slot.
@@ -32,11 +33,14 @@ pub(super) fn status(online: bool, boot_id: BootId) -> Status {
 }
 
 /// MQTT options for `device`: client id = device id, clean session (the fleet's ack is the
-/// truth, not broker session state), keepalive, a retained offline status as last will.
+/// truth, not broker session state), keepalive, a retained offline status as last will;
+/// with `[uplink] tls`, mutual TLS with the identity in `identity_dir` (read at each
+/// connect, so a renewed certificate is used from the next connection on).
 pub(super) fn mqtt_options(
     config: &UplinkConfig,
     device: &DeviceId,
     boot_id: BootId,
+    identity_dir: &Path,
 ) -> Result<MqttOptions, UplinkError> {
     let (host, port) = config.broker_host_port().ok_or_else(|| UplinkError::BadBroker(config.broker.clone()))?;
     let mut o = MqttOptions::new(device.as_str(), host, port);
@@ -48,6 +52,13 @@ pub(super) fn mqtt_options(
     o.set_request_channel_capacity(usize::from(config.max_inflight) + 16);
     let will = status(false, boot_id).to_json()?;
     o.set_last_will(LastWill::new(Topic::new(device.clone(), Channel::Status).name(), will, QoS::AtLeastOnce, true));
+    if config.tls {
+        if !Identity::exists(identity_dir) {
+            return Err(UplinkError::NotEnrolled(identity_dir.display().to_string()));
+        }
+        let tls = Identity::load(identity_dir)?.client_config()?;
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+    }
     Ok(o)
 }
 

@@ -26,6 +26,12 @@ pub enum UplinkError {
     /// A blocking buffer task panicked or was cancelled.
     #[error("buffer task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// `[uplink] tls` is on and the box has no identity yet (enrolment is under way).
+    #[error("not enrolled yet: no identity in {0}")]
+    NotEnrolled(String),
+    /// The box's identity could not be read.
+    #[error("identity: {0}")]
+    Identity(#[from] crate::trust::TrustError),
     /// A control message could not be written.
     #[error("{0}")]
     Control(#[from] simpul_protocol::ControlError),

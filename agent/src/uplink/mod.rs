@@ -37,6 +37,7 @@ mod stats;
 mod store;
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use simpul_protocol::control::Event;
@@ -104,9 +105,11 @@ impl UplinkHandle {
 
 /// Starts the uplink for `device` on `buffer` (the uplink's own connection to the buffer
 /// file; the writer keeps its own). It runs until `shutdown` is cancelled, then
-/// publishes `online: false` and disconnects cleanly.
+/// publishes `online: false` and disconnects cleanly. With `[uplink] tls` it connects
+/// with the identity in `identity_dir` (`[trust] dir`).
 pub fn spawn(
     config: UplinkConfig,
+    identity_dir: PathBuf,
     device: DeviceId,
     buffer: Buffer,
     clock: Arc<dyn Clock>,
@@ -126,6 +129,7 @@ pub fn spawn(
         messages: message_rx,
         pending_messages: VecDeque::new(),
         device,
+        identity_dir,
         boot_id,
         store: Store::new(buffer),
         stats: Arc::clone(&stats),
@@ -151,6 +155,8 @@ struct Uplink {
     /// QoS 1 messages to publish first on the next connection (not PUBACKed on the last).
     pending_messages: VecDeque<Message>,
     device: DeviceId,
+    /// `[trust] dir`: the identity for mutual TLS.
+    identity_dir: PathBuf,
     boot_id: BootId,
     store: Store,
     stats: Arc<UplinkStats>,

@@ -51,7 +51,7 @@ impl Uplink {
         shutdown: &CancellationToken,
         backoff: &mut Backoff,
     ) -> Result<(), UplinkError> {
-        let options = mqtt_options(&self.config, &self.device, self.boot_id)?;
+        let options = mqtt_options(&self.config, &self.device, self.boot_id, &self.identity_dir)?;
         let mut s = Session { link: Link::open(options), in_flight: VecDeque::new() };
         let result = self.drive(&mut s, shutdown, backoff).await;
         self.stats.set_connected(false);

@@ -51,7 +51,7 @@ impl Agent {
     /// Starts the uplink on its own connection to the buffer at `path`.
     pub fn start(config: UplinkConfig, path: &Path, clock: Arc<dyn Clock>) -> Agent {
         let shutdown = CancellationToken::new();
-        let up = uplink::spawn(config, device(), open(path), clock, shutdown.clone());
+        let up = uplink::spawn(config, path.with_extension("trust"), device(), open(path), clock, shutdown.clone());
         Agent { up, shutdown }
     }
 
@@ -94,6 +94,7 @@ pub fn uplink_config(port: u16, batch_max: usize) -> UplinkConfig {
         max_inflight: 4,
         reconnect_min: Duration::from_millis(50),
         reconnect_max: Duration::from_millis(500),
+        tls: false,
     }
 }
 
