@@ -17,6 +17,8 @@ pub struct Mosquitto {
     addr: SocketAddr,
     dir: tempfile::TempDir,
     persistence: bool,
+    /// A whole configuration given by the test (see [`Mosquitto::start_with_config`]).
+    config: Option<String>,
     child: Option<ChildGuard>,
 }
 
@@ -30,6 +32,18 @@ impl Mosquitto {
     /// Starts a broker; with `persistence`, retained messages and sessions survive a
     /// restart (saved on a clean stop, as Mosquitto does).
     pub async fn start_with(persistence: bool) -> io::Result<Mosquitto> {
+        Self::start_inner(persistence, None::<fn(u16) -> String>).await
+    }
+
+    /// Starts a broker with a configuration of the test's own: `config` gets the free port
+    /// (on 127.0.0.1) the broker must listen on and returns the whole configuration text.
+    /// The broker runs with `-v` (every log type, whatever the configuration says), so that
+    /// [`Mosquitto::log`] shows each packet and each refusal.
+    pub async fn start_with_config(config: impl FnOnce(u16) -> String) -> io::Result<Mosquitto> {
+        Self::start_inner(false, Some(config)).await
+    }
+
+    async fn start_inner(persistence: bool, config: Option<impl FnOnce(u16) -> String>) -> io::Result<Mosquitto> {
         if !std::path::Path::new(MOSQUITTO).exists() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -38,7 +52,8 @@ impl Mosquitto {
         }
         let addr = free_port()?;
         let dir = tempfile::tempdir()?;
-        let mut m = Mosquitto { addr, dir, persistence, child: None };
+        let config = config.map(|make| make(addr.port()));
+        let mut m = Mosquitto { addr, dir, persistence, config, child: None };
         m.spawn().await?;
         Ok(m)
     }
@@ -58,26 +73,33 @@ impl Mosquitto {
     }
 
     async fn spawn(&mut self) -> io::Result<()> {
-        let mut conf =
-            format!("listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n", self.addr.port());
-        if self.persistence {
-            conf.push_str(&format!("persistence true\npersistence_location {}/\n", self.dir.path().display()));
-        } else {
-            conf.push_str("persistence false\n");
-        }
+        let conf = match &self.config {
+            Some(text) => text.clone(),
+            None => {
+                let mut conf = format!(
+                    "listener {} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n",
+                    self.addr.port()
+                );
+                if self.persistence {
+                    conf.push_str(&format!("persistence true\npersistence_location {}/\n", self.dir.path().display()));
+                } else {
+                    conf.push_str("persistence false\n");
+                }
+                conf
+            }
+        };
         std::fs::write(self.config_path(), conf)?;
         // A broker killed a moment ago may still hold the port: if the new one exits at
         // once, start it again until the port is free (or the time is up).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let log = std::fs::File::create(self.dir.path().join("mosquitto.log"))?;
-            let child: Child = Command::new(MOSQUITTO)
-                .arg("-c")
-                .arg(self.config_path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()?;
+            let mut command = Command::new(MOSQUITTO);
+            command.arg("-c").arg(self.config_path());
+            if self.config.is_some() {
+                command.arg("-v");
+            }
+            let child: Child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?;
             let mut guard = ChildGuard::new(child);
             let up = wait_until_accepting(self.addr, Duration::from_secs(2)).await;
             let exited = guard.child().is_some_and(|c| c.try_wait().ok().flatten().is_some());
