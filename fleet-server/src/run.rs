@@ -124,7 +124,8 @@ pub async fn start_with_store(
             let stop = CancellationToken::new();
             let (tls, security) = match &trust {
                 Some((server, store)) if config.broker.tls_listen.is_some() => {
-                    let files = server.write_broker_files(&config.trust.dir)?;
+                    let mut files = server.write_broker_files(&config.trust.dir)?;
+                    files.revoked = Some(Arc::clone(store) as Arc<dyn broker::Revocations>);
                     (Some(files), security_log(Arc::clone(store), shutdown.clone(), &tracker))
                 }
                 _ => (None, broker::SecurityLog::discard()),
@@ -165,6 +166,16 @@ pub async fn start_with_store(
     let desired = crate::config_publisher::spawn(&config, Arc::clone(&store), shutdown.clone(), &tracker)?;
     let max_limit = config.api.max_limit;
     let zone = config.dashboard.timezone;
+    let trust_api = api::trust::TrustApi {
+        store: match &trust {
+            Some((_, s)) => Arc::clone(s) as Arc<dyn TrustStore>,
+            None => {
+                let db = config.store.path.clone();
+                Arc::new(tokio::task::spawn_blocking(move || SqliteTrustStore::open(&db)).await??)
+            }
+        },
+        disconnector: broker.as_ref().map(|(h, _)| h.disconnector()),
+    };
     let device_addr = match (config.trust.listen, trust) {
         (Some(listen), Some((server, trust_store))) => {
             let parts = DeviceListener { server, trust_store, store: Arc::clone(&store), desired: desired.clone() };
@@ -172,7 +183,16 @@ pub async fn start_with_store(
         }
         _ => None,
     };
-    let app = api::router(ApiState { store: Arc::clone(&store), max_limit, auth, health, metrics, desired, zone });
+    let app = api::router(ApiState {
+        store: Arc::clone(&store),
+        max_limit,
+        auth,
+        health,
+        metrics,
+        desired,
+        zone,
+        trust: trust_api,
+    });
     let stop = shutdown.clone();
     tracker.spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;

@@ -161,6 +161,9 @@ fn endpoints() -> Vec<Endpoint> {
             Some(json!({"comment": "auth test"})),
             200,
         ),
+        endpoint(M::GET, "/api/v1/security-events", "/api/v1/security-events", Viewer, None, 200),
+        // Last: kel-auth has no certificate, so there is nothing to revoke, and nothing breaks.
+        endpoint(M::POST, "/api/v1/devices/{device}/revoke", "/api/v1/devices/kel-auth/revoke", Ops, None, 200),
     ]
 }
 

@@ -22,7 +22,9 @@ use simpul_fleet::config::FleetConfig;
 use simpul_fleet::protocol::{Channel, DeviceId, Topic};
 use simpul_fleet::store::sqlite::SqliteTrustStore;
 use simpul_fleet::trust::FleetCa;
+use simpul_fleet::trust::enrol::{EnrolRequest, Enroller};
 use simpul_fleet::trust::store::TrustStore;
+use simpul_fleet::trust::tokens::{self, TokenRequest};
 
 struct World {
     fleet: Fleet,
@@ -56,6 +58,27 @@ impl World {
     /// A key and a certificate for `device` from the fleet CA, as enrolment issues them.
     fn device_cert(&self, device: &str) -> (String, String) {
         cert_from(&self.ca, device)
+    }
+
+    /// A key and certificate for `device` enrolled as a box does (token, CSR, recorded).
+    fn enrolled_cert(&self) -> impl Fn(&str) -> (String, String) + '_ {
+        move |device| {
+            let store: Arc<dyn TrustStore> = Arc::new(SqliteTrustStore::open(&self._dir.path().join("fleet.db")).unwrap());
+            let req = TokenRequest { group: None, site: None, expires: Duration::from_secs(600), created_by: "t".into() };
+            let now = simpul_fleet::auth::now_ms();
+            let token = tokens::create(store.as_ref(), self.ca.fleet_id(), &req, now).unwrap().token;
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::default();
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::CommonName, device);
+            params.distinguished_name = dn;
+            let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+            let ca = Arc::new(FleetCa::load_or_create(&self._dir.path().join("trust")).unwrap());
+            let enroller = Enroller { ca, store, validity: Duration::from_secs(3600), reserved: vec![] };
+            let req = EnrolRequest { token, device_id: device.to_owned(), csr };
+            let enrolled = enroller.enrol(&req, SystemTime::now()).unwrap().unwrap();
+            (key.serialize_pem(), enrolled.certificate)
+        }
     }
 
     /// Security events recorded for `identity`, once there are at least `n`.
@@ -258,5 +281,32 @@ async fn clients_without_a_certificate_of_the_fleet_or_without_a_name_cannot_con
     // The plain listener is the fleet's own: a device may not use it.
     let (_, _, plain) = connect(options("kel-a", w.plain, None)).await;
     assert_eq!(plain, Connected::Refused(ConnectReturnCode::NotAuthorized), "devices use TLS");
+    w.fleet.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_device_is_cut_off_at_once_and_cannot_connect_again() {
+    let w = World::start().await;
+    let cert = w.enrolled_cert()("kel-r");
+    let tls = || Some(tls_config(w.ca.cert_pem(), Some(&cert)));
+    let (client, mut eventloop, up) = connect(options("kel-r", w.tls, tls())).await;
+    assert_eq!(up, Connected::Yes);
+    client.subscribe(topic("kel-r", Channel::Ack), QoS::AtLeastOnce).await.unwrap();
+    poll_until(&mut eventloop, |p| matches!(p, Packet::SubAck(_))).await.unwrap();
+
+    let (status, body) = w.fleet.post("/api/v1/devices/kel-r/revoke", serde_json::Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["disconnected"], true, "{body}");
+    let cut = poll_until(&mut eventloop, |_| false).await;
+    assert!(cut.is_err(), "the live session is closed at once: {cut:?}");
+
+    let (_, _, again) = connect(options("kel-r", w.tls, tls())).await;
+    assert_eq!(again, Connected::Refused(ConnectReturnCode::NotAuthorized), "a revoked certificate stays out");
+    let events = w.security_events("kel-r", 1).await;
+    assert_eq!(events[0].kind, "connect_refused");
+    assert!(events[0].detail.contains("revoked"), "{events:?}");
+    let listed = w.fleet.get_json("/api/v1/security-events?identity=kel-r").await;
+    assert_eq!(listed["events"][0]["kind"], "connect_refused", "{listed}");
     w.fleet.stop().await;
 }

@@ -14,6 +14,7 @@ mod proposals;
 mod readings;
 mod series;
 mod tokens;
+pub mod trust;
 mod users;
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct ApiState {
     pub desired: crate::config_publisher::ConfigPublisher,
     /// The site's time zone, for the dashboard (`[dashboard] timezone`).
     pub zone: crate::config::SiteZone,
+    /// Revocation and security events (docs/design/trust.md).
+    pub trust: trust::TrustApi,
 }
 
 /// The API's routes.
@@ -63,6 +66,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/devices/{device}/config/history", get(config::history))
         .route("/api/v1/devices/{device}/group", put(config::set_group))
         .route("/api/v1/devices/{device}/proposals/{event}/accept", post(proposals::accept))
+        .route("/api/v1/devices/{device}/revoke", post(trust::revoke))
+        .route("/api/v1/security-events", get(trust::security_events))
         .route("/api/v1/groups", get(config::groups))
         .route("/api/v1/groups/{group}", put(config::set_group_defaults))
         .route("/api/v1/openapi.json", get(openapi::serve))

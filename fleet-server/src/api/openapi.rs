@@ -9,7 +9,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::json::ReadingJson;
 use super::{
-    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, series, tokens, users,
+    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, series, tokens, trust,
+    users,
 };
 
 /// An error: a 4xx or 5xx status and this body.
@@ -54,6 +55,8 @@ pub struct ReadingsPage<'a> {
         config::groups,
         config::set_group_defaults,
         proposals::accept,
+        trust::revoke,
+        trust::security_events,
         serve,
     ),
     modifiers(&Security),

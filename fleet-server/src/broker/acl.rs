@@ -25,6 +25,9 @@ use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
 use rmqtt::types::{AuthResult, ConnectInfo, LastWill, PublishAclResult, SubscribeAclResult};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use super::revocation::Revocations;
 use super::security::{SecurityEvent, SecurityLog};
 use super::{PLAIN_LISTENER, TLS_LISTENER};
 use crate::protocol::topic::{DeviceId, PREFIX, Topic};
@@ -95,6 +98,8 @@ pub enum Refusal {
     FleetIdentityOverTls(String),
     /// A device on the plain listener while devices must use TLS.
     DeviceWithoutTls(String),
+    /// The certificate (this serial) is revoked.
+    Revoked(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -108,6 +113,7 @@ impl std::fmt::Display for Refusal {
             Refusal::CertificateWithoutName => write!(f, "client certificate has no CN"),
             Refusal::FleetIdentityOverTls(i) => write!(f, "fleet identity {i:?} on the devices' listener"),
             Refusal::DeviceWithoutTls(i) => write!(f, "device {i:?} on the plain listener: devices use TLS"),
+            Refusal::Revoked(serial) => write!(f, "certificate {serial} is revoked"),
         }
     }
 }
@@ -167,9 +173,16 @@ pub fn device_may_subscribe(d: &DeviceId, filter: &str) -> bool {
 }
 
 /// Registers the hooks with the broker.
-pub(super) async fn register(scx: &ServerContext, config: &AclConfig, tls: bool, security: SecurityLog) {
+pub(super) async fn register(
+    scx: &ServerContext,
+    config: &AclConfig,
+    tls: bool,
+    security: SecurityLog,
+    revoked: Option<Arc<dyn Revocations>>,
+) {
     let register = scx.extends.hook_mgr().register();
-    let handler = || Box::new(AclHandler { config: config.clone(), tls, security: security.clone() });
+    let handler =
+        || Box::new(AclHandler { config: config.clone(), tls, security: security.clone(), revoked: revoked.clone() });
     register.add(Type::ClientAuthenticate, handler()).await;
     register.add(Type::ClientSubscribeCheckAcl, handler()).await;
     register.add(Type::MessagePublishCheckAcl, handler()).await;
@@ -181,6 +194,7 @@ struct AclHandler {
     /// Whether there is a TLS listener (then devices may not use the plain one).
     tls: bool,
     security: SecurityLog,
+    revoked: Option<Arc<dyn Revocations>>,
 }
 
 impl AclHandler {
@@ -190,6 +204,21 @@ impl AclHandler {
             PLAIN_LISTENER => Via::Plain { devices: !self.tls },
             // No other listener exists; were one added without a rule here, it admits no device.
             _ => Via::Plain { devices: false },
+        }
+    }
+
+    /// Refuses a certificate that is revoked, or whose state cannot be read (fail closed).
+    async fn not_revoked(&self, c: &ConnectInfo) -> Result<(), Refusal> {
+        let Some(revoked) = self.revoked.clone() else { return Ok(()) };
+        let Some(serial) = c.cert().and_then(|cert| cert.serial.clone()) else {
+            return Err(Refusal::Revoked("no serial".to_owned()));
+        };
+        let s = serial.clone();
+        match tokio::task::spawn_blocking(move || revoked.is_revoked(&s)).await {
+            Ok(Ok(false)) => Ok(()),
+            Ok(Ok(true)) => Err(Refusal::Revoked(serial)),
+            Ok(Err(e)) => Err(Refusal::Revoked(format!("{serial} (revocation state unreadable: {e})"))),
+            Err(e) => Err(Refusal::Revoked(format!("{serial} (revocation check failed: {e})"))),
         }
     }
 
@@ -220,7 +249,12 @@ impl Handler for AclHandler {
                     return (false, Some(HookResult::AuthResult(AuthResult::Allow(true, None))));
                 }
                 let username = c.username().map(|u| &**u);
-                match admit(&self.config, self.via(c), username, c.client_id(), will_topic(c)) {
+                let admitted = admit(&self.config, self.via(c), username, c.client_id(), will_topic(c));
+                let admitted = match (admitted, self.via(c)) {
+                    (Ok(identity), Via::Tls { .. }) => self.not_revoked(c).await.map(|()| identity),
+                    (other, _) => other,
+                };
+                match admitted {
                     Ok(identity) => {
                         let superuser = identity == Identity::Fleet;
                         (false, Some(HookResult::AuthResult(AuthResult::Allow(superuser, None))))

@@ -19,6 +19,7 @@
 
 pub mod acl;
 mod fitter;
+pub mod revocation;
 pub mod security;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -36,6 +37,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use acl::AclConfig;
+pub use revocation::{Disconnector, Revocations};
 pub use security::{SecurityEvent, SecurityLog};
 
 /// `[broker]` in the fleet configuration. Every field has a default; an unknown field is an
@@ -160,6 +162,11 @@ impl BrokerHandle {
         self.tls_addr
     }
 
+    /// What closes a live session (a revoked device's).
+    pub fn disconnector(&self) -> Disconnector {
+        Disconnector { scx: self.scx.clone() }
+    }
+
     /// Connections and sessions now.
     pub fn counts(&self) -> BrokerCounts {
         self.counts_view().counts()
@@ -200,7 +207,8 @@ struct Running {
     scx: ServerContext,
 }
 
-/// The files of the devices' TLS listener (PEM), which rmqtt reads at start.
+/// The devices' TLS listener: the files (PEM) rmqtt reads at start, and the revoked
+/// certificates it must refuse.
 #[derive(Clone, Debug)]
 pub struct DeviceTls {
     /// The server certificate chain.
@@ -208,6 +216,8 @@ pub struct DeviceTls {
     pub key: PathBuf,
     /// The CA whose client certificates are accepted: the fleet CA.
     pub client_ca: PathBuf,
+    /// Checked at each CONNECT; `None`: nothing is revoked (tests of the listener alone).
+    pub revoked: Option<std::sync::Arc<dyn Revocations>>,
 }
 
 /// The listener ids rmqtt hands the hooks, so they can tell the plain from the TLS one.
@@ -229,6 +239,7 @@ pub async fn start_with(
     shutdown: CancellationToken,
 ) -> Result<BrokerHandle, BrokerError> {
     validate(config)?;
+    let revoked = tls.as_ref().and_then(|t| t.revoked.clone());
     let tls_listener = match (config.tls_listen, tls) {
         (Some(addr), Some(files)) => Some(tls_listener(config, addr, &files)?),
         (Some(_), None) => {
@@ -255,7 +266,7 @@ pub async fn start_with(
     rmqtt_shared_subscription::register(&scx, true, false)
         .await
         .map_err(|source| BrokerError::Start { part: "shared subscriptions", source })?;
-    acl::register(&scx, &config.acl, tls_listener.is_some(), security).await;
+    acl::register(&scx, &config.acl, tls_listener.is_some(), security, revoked).await;
     let fleet_limits = fitter::FleetLimits {
         acl: config.acl.clone(),
         max_inflight: NonZeroU16::new(config.fleet_max_inflight).unwrap_or(NonZeroU16::MIN),

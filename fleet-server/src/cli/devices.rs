@@ -46,6 +46,23 @@ pub enum DevicesCmd {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Revokes a device's certificates and closes its live session (ops only): it is cut
+    /// off at once and needs a new enrolment token to come back.
+    Revoke {
+        /// The device id.
+        device: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// What the broker refused: publishes and subscribes outside a device's topics,
+    /// refused connections (newest first).
+    SecurityEvents {
+        /// Only this identity's.
+        #[arg(long)]
+        identity: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 pub fn run(config: &Path, cmd: DevicesCmd) -> ExitCode {
@@ -57,6 +74,8 @@ pub fn run(config: &Path, cmd: DevicesCmd) -> ExitCode {
             let body = json!({"sensor_id": sensor_id, "comment": comment});
             accept(config, &api, &device, proposal, body)
         }
+        DevicesCmd::Revoke { device, api } => revoke(config, &api, &device),
+        DevicesCmd::SecurityEvents { identity, api } => security_events(config, &api, identity.as_deref()),
     };
     result.unwrap_or_else(Failure::report)
 }
@@ -126,5 +145,32 @@ fn accept(config: &Path, args: &ApiArgs, device: &str, proposal: i64, body: Valu
         return Ok(print_json(&v));
     }
     println!("{device}: sensor {} added in config version {}", cell(&v["sensor_id"]), cell(&v["version"]));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(config: &Path, args: &ApiArgs, device: &str) -> Result<ExitCode, Failure> {
+    let v = Client::new(args, config)?.call(Method::POST, &format!("/api/v1/devices/{device}/revoke"), None)?;
+    if args.json {
+        return Ok(print_json(&v));
+    }
+    let n = v["revoked"].as_array().map_or(0, Vec::len);
+    let session = if v["disconnected"].as_bool() == Some(true) { "; its session was closed" } else { "" };
+    println!("{device}: {n} certificate(s) revoked{session}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn security_events(config: &Path, args: &ApiArgs, identity: Option<&str>) -> Result<ExitCode, Failure> {
+    let path = match identity {
+        Some(i) => format!("/api/v1/security-events?identity={i}"),
+        None => "/api/v1/security-events".to_owned(),
+    };
+    let v = Client::new(args, config)?.call(Method::GET, &path, None)?;
+    if args.json {
+        return Ok(print_json(&v));
+    }
+    for e in v["events"].as_array().into_iter().flatten() {
+        let at = e["at_ms"].as_i64().map(crate::api::json::rfc3339_ms).unwrap_or_default();
+        println!("{at}  {}  {}  {}  {}", cell(&e["identity"]), cell(&e["kind"]), cell(&e["detail"]), cell(&e["remote"]));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,6 @@ impl ServerTrust {
         let (cert, key) = (dir.join(BROKER_CERT), dir.join(BROKER_KEY));
         write_private(&key, &self.key, 0o600)?;
         write_private(&cert, &self.chain, 0o644)?;
-        Ok(DeviceTls { cert, key, client_ca: dir.join(CA_CERT) })
+        Ok(DeviceTls { cert, key, client_ca: dir.join(CA_CERT), revoked: None })
     }
 }

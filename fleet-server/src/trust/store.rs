@@ -89,4 +89,18 @@ pub trait TrustStore: Send + Sync + std::fmt::Debug {
 
     /// Security events, newest first; only `identity`'s when given.
     fn security_events(&self, identity: Option<&str>, limit: usize) -> Result<Vec<SecurityEvent>, StoreError>;
+
+    /// Revokes every certificate of `device` not revoked yet; returns their serials.
+    fn revoke_device(&self, device: &DeviceId, now_ms: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Whether the certificate of serial `serial` (hex, leading zeros or not) is revoked.
+    fn is_revoked(&self, serial: &str) -> Result<bool, StoreError>;
+}
+
+/// A serial as the fleet stores it: 32 lowercase hex digits (16 bytes), whatever the leading
+/// zeros and case it came with (rmqtt prints it as a number, without them).
+pub fn canonical_serial(serial: &str) -> String {
+    let s = serial.trim().to_ascii_lowercase().replace(':', "");
+    let s = s.trim_start_matches('0');
+    format!("{s:0>32}")
 }

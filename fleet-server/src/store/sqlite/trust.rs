@@ -10,7 +10,7 @@ use simpul_protocol::DeviceId;
 use crate::broker::SecurityEvent;
 use crate::store::StoreError;
 use crate::trust::Issued;
-use crate::trust::store::{DeviceCert, EnrolmentToken, NewEnrolmentToken, SpendRefused, TokenForCheck, TrustStore};
+use crate::trust::store::{DeviceCert, canonical_serial, EnrolmentToken, NewEnrolmentToken, SpendRefused, TokenForCheck, TrustStore};
 
 /// Enrolment tokens and device certificates in the fleet's SQLite database.
 #[derive(Debug)]
@@ -163,5 +163,36 @@ impl TrustStore for SqliteTrustStore {
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+
+    fn revoke_device(&self, device: &DeviceId, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let serials: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT serial FROM device_certs WHERE device = ?1 AND revoked_ms IS NULL")?;
+            stmt.query_map([device.as_str()], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        tx.execute(
+            "UPDATE device_certs SET revoked_ms = ?2 WHERE device = ?1 AND revoked_ms IS NULL",
+            params![device.as_str(), now_ms],
+        )?;
+        tx.commit()?;
+        Ok(serials)
+    }
+
+    fn is_revoked(&self, serial: &str) -> Result<bool, StoreError> {
+        let revoked: Option<Option<i64>> = self
+            .conn()
+            .query_row("SELECT revoked_ms FROM device_certs WHERE serial = ?1", [canonical_serial(serial)], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(matches!(revoked, Some(Some(_))))
+    }
+}
+
+impl crate::broker::Revocations for SqliteTrustStore {
+    fn is_revoked(&self, serial: &str) -> Result<bool, String> {
+        TrustStore::is_revoked(self, serial).map_err(|e| e.to_string())
     }
 }
