@@ -176,6 +176,10 @@ pub async fn run_with(
             }
         })
     });
+    let renewing = crate::trust::Renewal::from_config(&config).map(|r| tokio::spawn(r.run(shutdown.clone())));
+    if renewing.is_none() && config.uplink.tls {
+        tracing::info!("certificate renewal off: [trust] fleet is not set");
+    }
     if let Some(started) = run.started {
         let observed = Observed {
             sensors: live,
@@ -199,6 +203,9 @@ pub async fn run_with(
     }
     if let Some(task) = enrolling {
         // It stops at shutdown (or has finished); an enrolment cut short resumes next start.
+        let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
+    }
+    if let Some(task) = renewing {
         let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
     }
     let summary = writer.await??;

@@ -63,8 +63,10 @@ impl World {
     /// A key and certificate for `device` enrolled as a box does (token, CSR, recorded).
     fn enrolled_cert(&self) -> impl Fn(&str) -> (String, String) + '_ {
         move |device| {
-            let store: Arc<dyn TrustStore> = Arc::new(SqliteTrustStore::open(&self._dir.path().join("fleet.db")).unwrap());
-            let req = TokenRequest { group: None, site: None, expires: Duration::from_secs(600), created_by: "t".into() };
+            let store: Arc<dyn TrustStore> =
+                Arc::new(SqliteTrustStore::open(&self._dir.path().join("fleet.db")).unwrap());
+            let req =
+                TokenRequest { group: None, site: None, expires: Duration::from_secs(600), created_by: "t".into() };
             let now = simpul_fleet::auth::now_ms();
             let token = tokens::create(store.as_ref(), self.ca.fleet_id(), &req, now).unwrap().token;
             let key = KeyPair::generate().unwrap();

@@ -202,3 +202,68 @@ async fn a_box_whose_bundle_holds_another_ca_refuses_the_fleet_and_sends_nothing
     assert!(w.trust.enrolment_tokens().unwrap().iter().all(|t| t.spent_ms.is_none()), "the token is not spent");
     w.s.stop().await;
 }
+
+impl World {
+    /// POSTs a renewal with `identity` (certificate and key PEM) as the client certificate.
+    async fn renew(&self, identity: Option<(&str, &KeyPair)>, csr: &str) -> Result<(u16, Value), reqwest::Error> {
+        let mut client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap());
+        if let Some((cert, key)) = identity {
+            let pem = format!("{cert}{}", key.serialize_pem());
+            client = client.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        let url = format!("{}/api/v1/renew", self.device_api);
+        let resp = client.build().unwrap().post(url).json(&json!({ "csr": csr })).send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_renews_with_its_certificate_and_a_revoked_foreign_or_missing_certificate_gets_nothing() {
+    let w = World::start().await;
+    let device = DeviceId::new("kel-renew").unwrap();
+    let (key, request) = csr("kel-renew");
+    let (status, enrolled) = w.enrol(&w.token(Duration::from_secs(3600)), "kel-renew", &request).await;
+    assert_eq!(status, 200, "{enrolled}");
+    let cert = enrolled["certificate"].as_str().unwrap().to_owned();
+
+    // With its certificate, the box gets a new one for the same device, recorded.
+    let (status, renewed) = w.renew(Some((&cert, &key)), &request).await.unwrap();
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["device_id"], "kel-renew");
+    assert_ne!(renewed["serial"], enrolled["serial"], "a new certificate");
+    let certs = w.trust.device_certs(&device).unwrap();
+    assert_eq!(certs.len(), 2, "{certs:?}");
+    // ...and the new certificate renews in its turn.
+    let next = renewed["certificate"].as_str().unwrap().to_owned();
+    assert_eq!(w.renew(Some((&next, &key)), &request).await.unwrap().0, 200);
+
+    // No certificate, a CSR naming another device: refused, each with its reason.
+    let (status, body) = w.renew(None, &request).await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("needs the box's client certificate"), "{body}");
+    let (_, someone_else) = csr("kel-someone-else");
+    let (status, body) = w.renew(Some((&cert, &key)), &someone_else).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("common name must be the device id"), "{body}");
+
+    // A certificate of another CA does not get past the handshake.
+    let other = FleetCa::create(std::time::SystemTime::now()).unwrap();
+    let foreign =
+        other.sign_device(&request, &device, Duration::from_secs(3600), std::time::SystemTime::now()).unwrap().unwrap();
+    assert!(w.renew(Some((&foreign.pem, &key)), &request).await.is_err(), "the handshake refuses it");
+
+    // Revoked: every certificate of the device, old and renewed, renews no more.
+    let count = w.trust.device_certs(&device).unwrap().len();
+    w.trust.revoke_device(&device, simpul_fleet::auth::now_ms()).unwrap();
+    for presented in [&cert, &next] {
+        let (status, body) = w.renew(Some((presented, &key)), &request).await.unwrap();
+        assert_eq!(status, 403, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("was revoked"), "{body}");
+    }
+    assert_eq!(w.trust.device_certs(&device).unwrap().len(), count, "nothing issued after the revocation");
+    w.s.stop().await;
+}

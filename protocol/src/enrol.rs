@@ -1,11 +1,23 @@
 //! Enrolment on the fleet's device listener (`POST /api/v1/enrol`, HTTPS, the fleet CA the
 //! only root): a box sends its one-time token and a CSR, and gets its device certificate
-//! (docs/design/trust.md, "Enrolment").
+//! (docs/design/trust.md, "Enrolment"); and renewal (`POST /api/v1/renew`), where a box
+//! proves itself with its current client certificate and gets a fresh one.
 
 use serde::{Deserialize, Serialize};
 
 /// The path of the enrolment endpoint on the device listener.
 pub const ENROL_PATH: &str = "/api/v1/enrol";
+
+/// The path of the renewal endpoint on the device listener (mutual TLS: the box's current
+/// certificate is its credential).
+pub const RENEW_PATH: &str = "/api/v1/renew";
+
+/// What a box sends to renew: a CSR (PEM) whose CN is its device id. The answer is an
+/// [`Enrolled`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    pub csr: String,
+}
 
 /// What a box sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,10 +34,19 @@ impl Fleet {
     /// client certificate from the fleet CA), the fleet's own clients on a plain loopback
     /// listener, and the HTTPS device listener where agents enrol.
     pub async fn start_embedded(dir: &Path, broker: SocketAddr) -> std::io::Result<(Fleet, Enrolment)> {
+        Self::start_embedded_with(dir, broker, "").await
+    }
+
+    /// [`Fleet::start_embedded`] with more `[trust]` lines (`device_cert_validity = "1h"`).
+    pub async fn start_embedded_with(
+        dir: &Path,
+        broker: SocketAddr,
+        trust_extra: &str,
+    ) -> std::io::Result<(Fleet, Enrolment)> {
         let (plain, device_listener) = (free_port()?, free_port()?);
         let trust = dir.join("trust");
         let section = format!(
-            "[broker]\nlisten = \"{plain}\"\ntls_listen = \"{broker}\"\n[trust]\ndir = \"{}\"\nlisten = \"{device_listener}\"\n",
+            "[broker]\nlisten = \"{plain}\"\ntls_listen = \"{broker}\"\n[trust]\ndir = \"{}\"\nlisten = \"{device_listener}\"\n{trust_extra}",
             trust.display()
         );
         let fleet = Self::start_with(dir, &section).await?;
@@ -189,12 +198,21 @@ pub struct AgentSpec {
     pub quota: Option<String>,
     /// Enrol with this fleet and use mutual TLS; `None`: plain MQTT.
     pub enrolment: Option<Enrolment>,
+    /// More lines for the agent's `[trust]` section (`renew_before = "2h"`).
+    pub trust_extra: String,
 }
 
 impl AgentSpec {
     /// `sensors` fast simulated sensors on device `device`, plain MQTT.
     pub fn new(device: &str, sensors: usize, interval: Duration) -> AgentSpec {
-        AgentSpec { device: device.to_owned(), sensors, interval, quota: None, enrolment: None }
+        AgentSpec {
+            device: device.to_owned(),
+            sensors,
+            interval,
+            quota: None,
+            enrolment: None,
+            trust_extra: String::new(),
+        }
     }
 
     /// The same, enrolling with `stack`'s fleet when its devices use mutual TLS.
@@ -275,6 +293,11 @@ impl Agent {
         json["readings"].as_u64().ok_or_else(|| std::io::Error::other("no readings in buffer stats"))
     }
 
+    /// The agent's device certificate (PEM), once it enrolled.
+    pub fn certificate(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join("trust").join("device.pem")).ok()
+    }
+
     /// Whether the agent holds a device certificate (it enrolled).
     pub fn enrolled(&self) -> bool {
         self.dir.join("trust").join("device.pem").is_file()
@@ -301,6 +324,7 @@ fn write_agent_config(dir: &Path, broker: SocketAddr, spec: &AgentSpec, sensors:
     t.push_str("[clock]\nsync = \"always\"\n");
     if let Some(e) = &spec.enrolment {
         t.push_str(&e.agent_section(dir, &spec.device, broker)?);
+        t.push_str(&spec.trust_extra);
     }
     if sensors {
         for i in 0..spec.sensors {

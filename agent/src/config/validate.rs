@@ -31,6 +31,11 @@ pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
     let rb = c.remote_config.rollback_after;
     v.ensure(rb >= Duration::from_secs(1), &root.key("remote_config").key("rollback_after"), "must be at least 1s");
     v.probe(&c.probe, &root.key("probe"));
+    let trust = root.key("trust");
+    if let Some(fleet) = &c.trust.fleet {
+        v.ensure(fleet.starts_with("https://"), &trust.key("fleet"), "must be an https:// address");
+    }
+    v.ensure(c.trust.renew_before >= Duration::from_secs(60), &trust.key("renew_before"), "must be at least 1m");
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
         v.problem(&root.key("log").key("level"), format!("not a log filter: {e}"));
     }

@@ -8,7 +8,7 @@
 //! `POST {fleet}/api/v1/enrol` over HTTPS with the bundle's CA as the only root, retrying
 //! with backoff while the fleet is unreachable; a refusal (spent, expired or foreign token)
 //! is final. On success: `agent.d/10-enrolment.toml` is written (device id, site, uplink
-//! broker and TLS, so later boots need no bundle), then the identity (`device.key` 0600),
+//! broker and TLS, the fleet's address for renewal, so later boots need no bundle), then the identity (`device.key` 0600),
 //! then the token is removed from the bundle.
 
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ pub struct Pending {
 /// Looks for a pending enrolment; when there is one, points this run's `config` at the
 /// bundle's fleet (device id, site, broker, mutual TLS) and returns it.
 pub fn prepare(config: &mut AgentConfig, config_file: Option<&Path>) -> Result<Option<Pending>, TrustError> {
-    let trust = &config.trust;
+    let trust = config.trust.clone();
     if Identity::exists(&trust.dir) || !trust.bundle.exists() {
         return Ok(None);
     }
@@ -70,12 +70,15 @@ pub fn prepare(config: &mut AgentConfig, config_file: Option<&Path>) -> Result<O
     config.uplink.enabled = true;
     config.uplink.broker.clone_from(&bundle.broker);
     config.uplink.tls = true;
+    if config.trust.fleet.is_none() {
+        config.trust.fleet = Some(bundle.fleet.clone());
+    }
     let retry = RetryConfig { min_delay: config.uplink.reconnect_min, max_delay: config.uplink.reconnect_max };
     Ok(Some(Pending {
-        bundle_path: trust.bundle.clone(),
+        bundle_path: trust.bundle,
         bundle,
         device,
-        dir: trust.dir.clone(),
+        dir: trust.dir,
         drop_in: config_file.map(|f| drop_in_dir(f).join(DROP_IN)),
         retry,
     }))
@@ -157,6 +160,7 @@ fn drop_in_text(device: &DeviceId, bundle: &Bundle) -> String {
         t.push_str(&format!("site = {}\n", toml_str(site)));
     }
     t.push_str(&format!("[uplink]\nenabled = true\nbroker = {}\ntls = true\n", toml_str(&bundle.broker)));
+    t.push_str(&format!("[trust]\nfleet = {}\n", toml_str(&bundle.fleet)));
     t
 }
 
@@ -166,14 +170,20 @@ fn toml_str(s: &str) -> String {
 
 /// A fresh P-256 key and a CSR for `device` (PEM both).
 fn key_and_csr(device: &DeviceId) -> Result<(String, String), TrustError> {
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TrustError::Key(e.to_string()))?;
+    let csr = csr_for(&key, device.as_str())?;
+    Ok((key.serialize_pem(), csr))
+}
+
+/// A CSR (PEM) with CN `device`, signed by `key`.
+pub(super) fn csr_for(key: &rcgen::KeyPair, device: &str) -> Result<String, TrustError> {
     let key_err = |e: rcgen::Error| TrustError::Key(e.to_string());
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(key_err)?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(key_err)?;
     let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, device.as_str());
+    dn.push(rcgen::DnType::CommonName, device);
     params.distinguished_name = dn;
-    let csr = params.serialize_request(&key).map_err(key_err)?;
-    Ok((key.serialize_pem(), csr.pem().map_err(key_err)?))
+    params.serialize_request(key).map_err(key_err)?.pem().map_err(key_err)
 }
 
 /// An HTTPS client trusting only the bundle's CA.
@@ -200,7 +210,7 @@ async fn post(client: &reqwest::Client, url: &str, request: &EnrolRequest) -> Re
 }
 
 /// reqwest's error with its causes (a TLS failure says why only in its source chain).
-fn describe(e: &reqwest::Error) -> String {
+pub(super) fn describe(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

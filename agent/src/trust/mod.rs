@@ -1,11 +1,14 @@
 //! The box's side of trust (docs/design/trust.md): its identity on disk ([`identity`]) and
-//! first-boot enrolment with the bootstrap bundle ([`enrol`]).
+//! first-boot enrolment with the bootstrap bundle ([`enrol`]), and renewal of its
+//! certificate before it expires ([`renew`]).
 
 pub mod enrol;
 pub mod identity;
+pub mod renew;
 
 pub use enrol::{Pending, prepare};
 pub use identity::Identity;
+pub use renew::Renewal;
 
 /// What went wrong with the box's identity or its enrolment.
 #[derive(Debug, thiserror::Error)]

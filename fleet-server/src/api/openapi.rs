@@ -9,8 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::json::ReadingJson;
 use super::{
-    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, series, tokens, trust,
-    users,
+    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, series, tokens, trust, users,
 };
 
 /// An error: a 4xx or 5xx status and this body.

@@ -170,7 +170,13 @@ fn security_events(config: &Path, args: &ApiArgs, identity: Option<&str>) -> Res
     }
     for e in v["events"].as_array().into_iter().flatten() {
         let at = e["at_ms"].as_i64().map(crate::api::json::rfc3339_ms).unwrap_or_default();
-        println!("{at}  {}  {}  {}  {}", cell(&e["identity"]), cell(&e["kind"]), cell(&e["detail"]), cell(&e["remote"]));
+        println!(
+            "{at}  {}  {}  {}  {}",
+            cell(&e["identity"]),
+            cell(&e["kind"]),
+            cell(&e["detail"]),
+            cell(&e["remote"])
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use simpul_protocol::DeviceId;
 
 use super::store::{SpendRefused, TrustStore};
-use super::{CsrError, FleetCa, TrustError};
+use super::{CsrError, FleetCa, Issued, TrustError};
 use crate::auth::{password, token};
 use crate::store::StoreError;
 
@@ -112,13 +112,18 @@ impl Enroller {
             }
         }
         tracing::info!(device = %device, serial = %issued.serial, token = parts.id, "enrolled");
-        Ok(Ok(Enrolled {
+        Ok(Ok(self.answer(&device, issued, row.token.group)))
+    }
+
+    /// What the box gets: its certificate and the fleet CA.
+    pub(super) fn answer(&self, device: &DeviceId, issued: Issued, group: Option<String>) -> Enrolled {
+        Enrolled {
             device_id: device.to_string(),
             certificate: issued.pem,
             ca: self.ca.cert_pem().to_owned(),
             serial: issued.serial,
             not_after_ms: issued.not_after_ms,
-            group: row.token.group,
-        }))
+            group,
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! The fleet's side of trust (docs/design/trust.md): its CA, one-time enrolment tokens,
-//! and the device listener (HTTPS) where boxes enrol.
+//! and the device listener (HTTPS) where boxes enrol and renew their certificates.
 
 pub mod ca;
 pub mod config;
 pub mod enrol;
 pub mod listener;
+pub mod renew;
 pub mod routes;
 pub mod server;
 pub mod store;

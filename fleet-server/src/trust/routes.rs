@@ -1,4 +1,5 @@
-//! The device listener's routes: `POST /api/v1/enrol` (docs/design/trust.md, "Enrolment").
+//! The device listener's routes: `POST /api/v1/enrol` and `POST /api/v1/renew`
+//! (docs/design/trust.md, "Enrolment" and "Renewal").
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use simpul_protocol::DeviceId;
 
+use simpul_protocol::enrol::{ENROL_PATH, RENEW_PATH, RenewRequest};
+
 use super::enrol::{EnrolRequest, Enroller};
+use super::listener::PeerCert;
 use crate::config_publisher::ConfigPublisher;
 use crate::store::{ConfigChange, ConfigRefused, Store};
 
@@ -25,7 +29,7 @@ pub struct DeviceApiState {
 
 /// The device listener's routes.
 pub fn router(state: DeviceApiState) -> Router {
-    Router::new().route("/api/v1/enrol", post(enrol)).with_state(state)
+    Router::new().route(ENROL_PATH, post(enrol)).route(RENEW_PATH, post(renew)).with_state(state)
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -61,6 +65,33 @@ async fn enrol(
         join_group(&s, &enrolled.device_id, group).await;
     }
     Json(enrolled).into_response()
+}
+
+async fn renew(
+    State(s): State<DeviceApiState>,
+    axum::Extension(PeerCert(peer)): axum::Extension<PeerCert>,
+    body: Result<Json<RenewRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body must be JSON {{csr}}: {e}")),
+    };
+    let enroller = s.enroller.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || enroller.renew(peer.as_deref(), &req.csr, SystemTime::now())).await;
+    match outcome {
+        Ok(Ok(Ok(renewed))) => Json(renewed).into_response(),
+        Ok(Ok(Err(refused))) => {
+            tracing::warn!(reason = %refused, "renewal refused");
+            let status = StatusCode::from_u16(refused.status()).unwrap_or(StatusCode::FORBIDDEN);
+            error(status, refused.to_string())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "renewal failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// Puts a newly enrolled device in its token's group (a missing group is logged: the

@@ -60,6 +60,17 @@ pub enum SpendRefused {
     DeviceHasCert { serial: String, not_after_ms: i64 },
 }
 
+/// Why a renewal was not recorded: what the presented certificate is to this fleet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RenewBlocked {
+    /// The fleet has no record of that serial (signed by its CA, never issued by it).
+    Unknown,
+    /// The serial is another device's.
+    OtherDevice { owner: String },
+    /// The certificate was revoked (at `at_ms`).
+    Revoked { at_ms: i64 },
+}
+
 /// The trust tables.
 pub trait TrustStore: Send + Sync + std::fmt::Debug {
     fn add_enrolment_token(&self, token: &NewEnrolmentToken, secret_hash: &str) -> Result<(), StoreError>;
@@ -80,6 +91,17 @@ pub trait TrustStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
         issued: &Issued,
     ) -> Result<Result<(), SpendRefused>, StoreError>;
+
+    /// In one transaction (so a revocation cannot slip between the check and the insert):
+    /// checks the certificate of serial `presented` is `device`'s and not revoked, then
+    /// records `issued` as the device's.
+    fn record_renewal(
+        &self,
+        presented: &str,
+        device: &DeviceId,
+        now_ms: i64,
+        issued: &Issued,
+    ) -> Result<Result<(), RenewBlocked>, StoreError>;
 
     /// The certificates issued to `device`, newest first.
     fn device_certs(&self, device: &DeviceId) -> Result<Vec<DeviceCert>, StoreError>;

@@ -10,7 +10,10 @@ use simpul_protocol::DeviceId;
 use crate::broker::SecurityEvent;
 use crate::store::StoreError;
 use crate::trust::Issued;
-use crate::trust::store::{DeviceCert, canonical_serial, EnrolmentToken, NewEnrolmentToken, SpendRefused, TokenForCheck, TrustStore};
+use crate::trust::store::{
+    DeviceCert, EnrolmentToken, NewEnrolmentToken, RenewBlocked, SpendRefused, TokenForCheck, TrustStore,
+    canonical_serial,
+};
 
 /// Enrolment tokens and device certificates in the fleet's SQLite database.
 #[derive(Debug)]
@@ -45,6 +48,14 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenForCheck> {
         },
         secret_hash: r.get(8)?,
     })
+}
+
+/// Records `issued` as `device`'s.
+fn insert_cert(conn: &Connection, device: &DeviceId, now_ms: i64, issued: &Issued) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO device_certs (serial, device, issued_ms, not_after_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![issued.serial, device.as_str(), now_ms, issued.not_after_ms],
+    )
 }
 
 impl TrustStore for SqliteTrustStore {
@@ -104,14 +115,38 @@ impl TrustStore for SqliteTrustStore {
         if let Some((serial, not_after_ms)) = live {
             return Ok(Err(SpendRefused::DeviceHasCert { serial, not_after_ms }));
         }
-        tx.execute(
-            "INSERT INTO device_certs (serial, device, issued_ms, not_after_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![issued.serial, device.as_str(), now_ms, issued.not_after_ms],
-        )?;
+        insert_cert(&tx, device, now_ms, issued)?;
         tx.execute(
             "UPDATE enrolment_tokens SET spent_ms = ?2, spent_by = ?3 WHERE id = ?1",
             params![token_id, now_ms, device.as_str()],
         )?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
+    fn record_renewal(
+        &self,
+        presented: &str,
+        device: &DeviceId,
+        now_ms: i64,
+        issued: &Issued,
+    ) -> Result<Result<(), RenewBlocked>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(String, Option<i64>)> = tx
+            .query_row(
+                "SELECT device, revoked_ms FROM device_certs WHERE serial = ?1",
+                [canonical_serial(presented)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => return Ok(Err(RenewBlocked::Unknown)),
+            Some((owner, _)) if owner != device.as_str() => return Ok(Err(RenewBlocked::OtherDevice { owner })),
+            Some((_, Some(at_ms))) => return Ok(Err(RenewBlocked::Revoked { at_ms })),
+            Some((_, None)) => {}
+        }
+        insert_cert(&tx, device, now_ms, issued)?;
         tx.commit()?;
         Ok(Ok(()))
     }
