@@ -161,7 +161,9 @@ fn revoke(config: &Path, args: &ApiArgs, device: &str) -> Result<ExitCode, Failu
 
 fn security_events(config: &Path, args: &ApiArgs, identity: Option<&str>) -> Result<ExitCode, Failure> {
     let path = match identity {
-        Some(i) => format!("/api/v1/security-events?identity={i}"),
+        Some(i) => {
+            format!("/api/v1/security-events?{}", serde_urlencoded::to_string([("identity", i)]).unwrap_or_default())
+        }
         None => "/api/v1/security-events".to_owned(),
     };
     let v = Client::new(args, config)?.call(Method::GET, &path, None)?;
