@@ -1,10 +1,11 @@
 //! The command line: `run`, `check-config`, `print-default-config`; the operators'
-//! `devices`, `users` and `tokens` over the API (docs/ref/fleet-cli.md).
+//! `devices`, `users` and `tokens` over the API; `releases` key tools (docs/ref/fleet-cli.md).
 
 mod client;
 mod config_cmd;
 mod devices;
 mod offline;
+mod releases;
 mod table;
 mod tokens;
 mod users;
@@ -60,6 +61,10 @@ enum Command {
     /// Config groups, over the API: `list`, `set <group> <file>`, `assign <device> <group>`.
     #[command(subcommand)]
     Groups(config_cmd::GroupsCmd),
+    /// Release keys and signatures, on an ops machine: `keygen --out K`, `sign --key K
+    /// --version V --target T <binary>`, `verify --public-key P <binary>`.
+    #[command(subcommand)]
+    Releases(releases::ReleasesCmd),
 }
 
 /// Parses the command line and runs it; the process's exit code.
@@ -74,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Tokens(c) => tokens::run(&cli.config, c),
         Command::Config(c) => config_cmd::run_config(&cli.config, c),
         Command::Groups(c) => config_cmd::run_groups(&cli.config, c),
+        Command::Releases(c) => releases::run(c),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod control;
 pub mod enrol;
 pub mod reading;
+pub mod release;
 pub mod topic;
 
 /// The version of the topic tree and message set, as it appears in topic names (`v1`).

@@ -8,7 +8,6 @@
 //! `fleet` the 16 hex digits of the fleet id, so a fleet can tell a token of another fleet
 //! from a made-up one.
 
-use std::fmt::Write;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 
@@ -85,17 +84,15 @@ fn parse_parts(text: &str) -> Option<(&str, Vec<u8>)> {
 
 /// `bytes` as lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(bytes)
 }
 
+/// Lowercase hex (as tokens are written) to bytes; anything else is `None`.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    hex::decode(s).ok()
 }
 
 #[cfg(test)]
