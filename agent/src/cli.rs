@@ -139,13 +139,37 @@ fn run(path: &Path) -> ExitCode {
             return exit::code(exit::FAILURE);
         }
     };
+    // Read before anything can replace the binary: afterwards /proc/self/exe names the
+    // old, unlinked file.
+    let exe = std::env::current_exe();
+    let update = cfg.update.clone();
     let shutdown = CancellationToken::new();
     runtime.spawn(stop_on_signals(shutdown.clone()));
-    match runtime.block_on(crate::run::run_with_config_file(cfg, path.to_owned(), shutdown)) {
-        Ok(_) => exit::code(exit::OK),
-        Err(e) => {
-            tracing::error!(error = %e, "simpul-agent failed");
+    let staged = crate::update::StagedSlot::default();
+    let ran = runtime.block_on(crate::run::run_with_config_file(cfg, path.to_owned(), staged.clone(), shutdown));
+    drop(runtime);
+    if let Err(e) = ran {
+        tracing::error!(error = %e, "simpul-agent failed");
+        return exit::code(exit::FAILURE);
+    }
+    let staged = staged.lock().ok().and_then(|mut s| s.take());
+    match (staged, exe) {
+        (Some(staged), Ok(exe)) => trial(&staged, &update, &exe),
+        (Some(_), Err(e)) => {
+            tracing::error!(error = %e, "a release was staged, but this binary's path is unknown: no trial");
             exit::code(exit::FAILURE)
         }
+        (None, _) => exit::code(exit::OK),
     }
+}
+
+/// Runs the trial of a staged release, then restarts into whichever binary won.
+fn trial(staged: &crate::update::Staged, update: &crate::config::UpdateConfig, exe: &Path) -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Err(e) = crate::update::trial::supervise(staged, update, exe, &args) {
+        tracing::error!(error = %e, "the trial could not be settled");
+    }
+    let e = crate::update::trial::exec(exe, &args);
+    tracing::error!(error = %e, exe = %exe.display(), "cannot restart");
+    exit::code(exit::FAILURE)
 }

@@ -17,7 +17,9 @@ pub mod sample;
 pub mod sensor;
 pub mod status_page;
 pub mod trust;
+pub mod update;
 pub mod uplink;
+pub mod version;
 
 pub use run::run;
 pub use sample::Sample;

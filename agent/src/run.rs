@@ -44,10 +44,12 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<Wri
 pub async fn run_with_config_file(
     config: AgentConfig,
     main: PathBuf,
+    staged: crate::update::StagedSlot,
     shutdown: CancellationToken,
 ) -> Result<WriterSummary, RunError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(&config.clock));
-    run_with(config, RunOptions { config_file: Some(main), ..RunOptions::new(clock) }, shutdown).await
+    let options = RunOptions { config_file: Some(main), staged: Some(staged), ..RunOptions::new(clock) };
+    run_with(config, options, shutdown).await
 }
 
 /// [`run`] with a clock of the caller's choosing (tests steer time with it).
@@ -69,6 +71,9 @@ pub struct RunOptions {
     pub config_file: Option<PathBuf>,
     /// Told, once everything is started, what the caller may watch.
     pub started: Option<oneshot::Sender<Observed>>,
+    /// Where a release staged for its trial is left (docs/design/updates.md); without it
+    /// the agent takes no update.
+    pub staged: Option<crate::update::StagedSlot>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -80,7 +85,7 @@ impl std::fmt::Debug for RunOptions {
 impl RunOptions {
     /// No config file, nobody told.
     pub fn new(clock: Arc<dyn Clock>) -> RunOptions {
-        RunOptions { clock, config_file: None, started: None }
+        RunOptions { clock, config_file: None, started: None, staged: None }
     }
 }
 
@@ -177,6 +182,7 @@ pub async fn run_with(
         })
     });
     let renewing = crate::trust::Renewal::from_config(&config).map(|r| tokio::spawn(r.run(shutdown.clone())));
+    let updating = start_updates(&config, run.staged.clone(), uplink.as_ref(), &shutdown).await;
     if renewing.is_none() && config.uplink.tls {
         tracing::info!("certificate renewal off: [trust] fleet is not set");
     }
@@ -205,7 +211,7 @@ pub async fn run_with(
         // It stops at shutdown (or has finished); an enrolment cut short resumes next start.
         let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
     }
-    if let Some(task) = renewing {
+    for task in [renewing, updating].into_iter().flatten() {
         let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
     }
     let summary = writer.await??;
@@ -221,6 +227,51 @@ pub async fn run_with(
     Ok(summary)
 }
 
+/// Reports what the last run's update did, marks a trial child healthy once it is, and
+/// starts the update task (when the agent has an uplink and a slot for a staged release).
+async fn start_updates(
+    config: &AgentConfig,
+    staged: Option<crate::update::StagedSlot>,
+    uplink: Option<&uplink::UplinkHandle>,
+    shutdown: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let up = uplink?;
+    let trial = crate::update::trial::child_setup();
+    if trial.is_none() {
+        // A trial child leaves the state to its supervisor: to it, "in a trial and running
+        // the trial's version" is the normal case, not a power cut after the commit.
+        let dir = config.update.dir.clone();
+        let running = crate::version::current();
+        let event = tokio::task::spawn_blocking(move || crate::update::startup(&dir, &running)).await.ok().flatten();
+        if let Some(event) = event {
+            if let Ok(m) = uplink::Message::of(&event, false) {
+                let _ = up.messages.send(m).await;
+            }
+        }
+    }
+    if let Some(healthy) = trial {
+        let stats = Arc::clone(&up.stats);
+        tokio::spawn(async move {
+            stats.wait_for(|s| s.connected && s.notices_sent > 0).await;
+            let version = crate::version::current();
+            match simpul_base::fs::write_atomic(&healthy, version.as_bytes(), 0o644) {
+                Ok(()) => tracing::info!(%version, "trial: healthy (connected, heartbeat sent)"),
+                Err(e) => tracing::error!(error = %e, "trial: cannot say it is healthy"),
+            }
+        });
+    }
+    let ctx = crate::update::task::Context {
+        config: config.update.clone(),
+        fleet: config.trust.fleet.clone(),
+        identity_dir: config.trust.dir.clone(),
+        orders: up.update.clone(),
+        messages: up.messages.clone(),
+        staged: staged?,
+        stop_agent: shutdown.clone(),
+    };
+    Some(crate::update::task::spawn(ctx, shutdown.clone()))
+}
+
 /// What the staff's status page reads: the live counters and the config's ports.
 fn status_page_sources(
     config: &AgentConfig,
@@ -232,7 +283,7 @@ fn status_page_sources(
     crate::status_page::Sources {
         device: device.to_string(),
         site: config.device.site.clone(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: crate::version::current(),
         sensors,
         uplink: uplink.map(|u| Arc::clone(&u.stats)),
         buffer_path: config.buffer.path.clone(),

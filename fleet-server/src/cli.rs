@@ -62,7 +62,8 @@ enum Command {
     #[command(subcommand)]
     Groups(config_cmd::GroupsCmd),
     /// Release keys and signatures, on an ops machine: `keygen --out K`, `sign --key K
-    /// --version V --target T <binary>`, `verify --public-key P <binary>`.
+    /// --version V --target T <binary>`, `verify --public-key P <binary>`; over the API:
+    /// `publish <binary>`, `list`.
     #[command(subcommand)]
     Releases(releases::ReleasesCmd),
 }
@@ -79,7 +80,7 @@ pub fn main() -> ExitCode {
         Command::Tokens(c) => tokens::run(&cli.config, c),
         Command::Config(c) => config_cmd::run_config(&cli.config, c),
         Command::Groups(c) => config_cmd::run_groups(&cli.config, c),
-        Command::Releases(c) => releases::run(c),
+        Command::Releases(c) => releases::run(&cli.config, c),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Publishes each device's latest desired config, retained, QoS 1, on
-//! `simpul/v1/dev/{d}/config/desired` (docs/design/fleet-config-distribution.md).
+//! `simpul/v1/dev/{d}/config/desired` (docs/design/fleet-config-distribution.md), and the
+//! release it should run on `simpul/v1/dev/{d}/update` (docs/design/updates.md).
 //!
 //! - After a change commits, the API names the devices it gave a new version
 //!   ([`ConfigPublisher::changed`]); the publisher reads each one's latest version from the
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use simpul_protocol::control::DesiredConfig;
+use simpul_protocol::control::{DesiredConfig, UpdateOrder};
 use simpul_protocol::{Channel, ControlMessage, DeviceId, Topic};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::FleetConfig;
 use crate::ingest::{IngestError, parse_broker};
+use crate::releases::{DeviceRelease, ReleaseStore};
 use crate::store::{self, ConfigVersion, Store, StoreError};
 
 /// The largest desired-config packet sent (an agent config is a few KiB).
@@ -89,6 +91,7 @@ impl ConfigPublisher {
 pub fn spawn(
     config: &FleetConfig,
     store: Arc<dyn Store>,
+    releases: Arc<dyn ReleaseStore>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<ConfigPublisher, IngestError> {
@@ -103,7 +106,7 @@ pub fn spawn(
     let publisher = ConfigPublisher::default();
     let loop_done = CancellationToken::new();
     tracker.spawn(poll(eventloop, publisher.clone(), shutdown.clone(), loop_done.clone()));
-    tracker.spawn(run(client, store, publisher.clone(), shutdown, loop_done));
+    tracker.spawn(run(client, Stores { store, releases }, publisher.clone(), shutdown, loop_done));
     Ok(publisher)
 }
 
@@ -140,10 +143,16 @@ async fn poll(
     }
 }
 
+/// Where the publisher reads what to publish.
+struct Stores {
+    store: Arc<dyn Store>,
+    releases: Arc<dyn ReleaseStore>,
+}
+
 /// Takes what is queued, reads the latest versions and publishes them, until shutdown.
 async fn run(
     client: AsyncClient,
-    store: Arc<dyn Store>,
+    stores: Stores,
     publisher: ConfigPublisher,
     shutdown: CancellationToken,
     loop_done: CancellationToken,
@@ -155,14 +164,17 @@ async fn run(
             _ = publisher.shared.wake.notified() => {}
         }
         let work = publisher.take();
-        match latest(&store, &work).await {
-            Ok(versions) => {
+        match latest(&stores, &work).await {
+            Ok((versions, releases)) => {
                 delay = Duration::from_millis(100);
                 for v in &versions {
                     publish(&client, v).await;
                 }
-                if !versions.is_empty() {
-                    tracing::debug!(devices = versions.len(), "desired configs published");
+                for r in &releases {
+                    publish_release(&client, r).await;
+                }
+                if !versions.is_empty() || !releases.is_empty() {
+                    tracing::debug!(configs = versions.len(), releases = releases.len(), "desired state published");
                 }
             }
             Err(e) => {
@@ -182,20 +194,47 @@ async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), loop_done.cancelled()).await;
 }
 
-/// The latest version of each device in `work`.
-async fn latest(store: &Arc<dyn Store>, work: &Queue) -> Result<Vec<ConfigVersion>, StoreError> {
-    if work.all {
-        return store::blocking(store, |s| s.latest_desired(None)).await;
-    }
-    let devices: Vec<DeviceId> = work.devices.iter().cloned().collect();
-    store::blocking(store, move |s| {
-        let mut out = Vec::with_capacity(devices.len());
-        for d in &devices {
-            out.extend(s.latest_desired(Some(d))?);
+/// The latest config version and the desired release of each device in `work`.
+async fn latest(stores: &Stores, work: &Queue) -> Result<(Vec<ConfigVersion>, Vec<DeviceRelease>), StoreError> {
+    let devices: Option<Vec<DeviceId>> = (!work.all).then(|| work.devices.iter().cloned().collect());
+    let d = devices.clone();
+    let configs = store::blocking(&stores.store, move |s| match &d {
+        None => s.latest_desired(None),
+        Some(devices) => {
+            let mut out = Vec::with_capacity(devices.len());
+            for d in devices {
+                out.extend(s.latest_desired(Some(d))?);
+            }
+            Ok(out)
         }
-        Ok(out)
+    })
+    .await?;
+    let releases = Arc::clone(&stores.releases);
+    let releases = tokio::task::spawn_blocking(move || match &devices {
+        None => releases.device_releases(None),
+        Some(devices) => {
+            let mut out = Vec::new();
+            for d in devices {
+                out.extend(releases.device_releases(Some(d))?);
+            }
+            Ok(out)
+        }
     })
     .await
+    .map_err(|e| StoreError::Task(e.to_string()))??;
+    Ok((configs, releases))
+}
+
+async fn publish_release(client: &AsyncClient, r: &DeviceRelease) {
+    let topic = Topic::new(r.device.clone(), Channel::Update).name();
+    match (UpdateOrder { version: r.version.clone(), rollout: r.rollout }).to_json() {
+        Ok(json) => {
+            if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, json).await {
+                tracing::warn!(device = %r.device, error = %e, "cannot publish the update order");
+            }
+        }
+        Err(e) => tracing::error!(device = %r.device, error = %e, "cannot encode the update order"),
+    }
 }
 
 async fn publish(client: &AsyncClient, v: &ConfigVersion) {

@@ -27,6 +27,7 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod proposal;
+pub mod releases;
 pub mod run;
 pub mod store;
 pub mod trust;

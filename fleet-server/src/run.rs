@@ -14,7 +14,7 @@ use crate::config::FleetConfig;
 use crate::health::HealthSettings;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
-use crate::store::sqlite::SqliteTrustStore;
+use crate::store::sqlite::{SqliteReleaseStore, SqliteTrustStore};
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::trust::enrol::Enroller;
 use crate::trust::routes::DeviceApiState;
@@ -163,7 +163,17 @@ pub async fn start_with_store(
 
     let health = Arc::new(HealthSettings { offline_after: config.health.offline_after, alerts: config.alerts.clone() });
     let auth = crate::auth::AuthState::open(&config.store.path, &config.auth).await?;
-    let desired = crate::config_publisher::spawn(&config, Arc::clone(&store), shutdown.clone(), &tracker)?;
+    let release_store: Arc<dyn crate::releases::ReleaseStore> = {
+        let db = config.store.path.clone();
+        Arc::new(tokio::task::spawn_blocking(move || SqliteReleaseStore::open(&db)).await??)
+    };
+    let desired = crate::config_publisher::spawn(
+        &config,
+        Arc::clone(&store),
+        Arc::clone(&release_store),
+        shutdown.clone(),
+        &tracker,
+    )?;
     let max_limit = config.api.max_limit;
     let zone = config.dashboard.timezone;
     let trust_api = api::trust::TrustApi {
@@ -176,9 +186,16 @@ pub async fn start_with_store(
         },
         disconnector: broker.as_ref().map(|(h, _)| h.disconnector()),
     };
+    let releases = api::releases::ReleasesApi { store: Arc::clone(&release_store), keys: config.releases.keys.clone() };
     let device_addr = match (config.trust.listen, trust) {
         (Some(listen), Some((server, trust_store))) => {
-            let parts = DeviceListener { server, trust_store, store: Arc::clone(&store), desired: desired.clone() };
+            let parts = DeviceListener {
+                server,
+                trust_store,
+                store: Arc::clone(&store),
+                desired: desired.clone(),
+                releases: Arc::clone(&release_store),
+            };
             Some(start_device_listener(&config, listen, parts, &shutdown, &tracker).await?)
         }
         _ => None,
@@ -192,6 +209,7 @@ pub async fn start_with_store(
         desired,
         zone,
         trust: trust_api,
+        releases,
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {
@@ -248,9 +266,10 @@ struct DeviceListener {
     trust_store: Arc<SqliteTrustStore>,
     store: Arc<dyn Store>,
     desired: crate::config_publisher::ConfigPublisher,
+    releases: Arc<dyn crate::releases::ReleaseStore>,
 }
 
-/// The HTTPS device listener where boxes enrol.
+/// The HTTPS device listener where boxes enrol, renew and download releases.
 async fn start_device_listener(
     config: &FleetConfig,
     listen: SocketAddr,
@@ -258,7 +277,7 @@ async fn start_device_listener(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<SocketAddr, RunError> {
-    let DeviceListener { server, trust_store, store, desired } = parts;
+    let DeviceListener { server, trust_store, store, desired, releases } = parts;
     let tls = crate::trust::listener::server_config(&server.chain, &server.key, server.ca.cert_pem())?;
     let enroller = Enroller {
         ca: Arc::new(server.ca),
@@ -266,6 +285,6 @@ async fn start_device_listener(
         validity: config.trust.device_cert_validity,
         reserved: config.broker.acl.fleet_identities.clone(),
     };
-    let app = crate::trust::routes::router(DeviceApiState { enroller, store, desired });
+    let app = crate::trust::routes::router(DeviceApiState { enroller, store, desired, releases });
     Ok(crate::trust::listener::spawn(listen, tls, app, shutdown.clone(), tracker).await?)
 }

@@ -162,6 +162,25 @@ fn endpoints() -> Vec<Endpoint> {
             200,
         ),
         endpoint(M::GET, "/api/v1/security-events", "/api/v1/security-events", Viewer, None, 200),
+        endpoint(M::GET, "/api/v1/releases", "/api/v1/releases", Viewer, None, 200),
+        // No signature header: past the role check, refused as unsigned.
+        endpoint(
+            M::PUT,
+            "/api/v1/releases/{version}/{target}",
+            "/api/v1/releases/1.0.0/x86_64-unknown-linux-gnu",
+            Ops,
+            None,
+            400,
+        ),
+        // Nothing is published in this test: past the role check, a 404.
+        endpoint(
+            M::PUT,
+            "/api/v1/devices/{device}/release",
+            "/api/v1/devices/kel-auth/release",
+            Ops,
+            Some(json!({"version": "1.0.0"})),
+            404,
+        ),
         // Last: kel-auth has no certificate, so there is nothing to revoke, and nothing breaks.
         endpoint(M::POST, "/api/v1/devices/{device}/revoke", "/api/v1/devices/kel-auth/revoke", Ops, None, 200),
     ]

@@ -204,8 +204,9 @@ async fn a_box_whose_bundle_holds_another_ca_refuses_the_fleet_and_sends_nothing
 }
 
 impl World {
-    /// POSTs a renewal with `identity` (certificate and key PEM) as the client certificate.
-    async fn renew(&self, identity: Option<(&str, &KeyPair)>, csr: &str) -> Result<(u16, Value), reqwest::Error> {
+    /// A client of the device listener with `identity` (certificate and key PEM) as its
+    /// client certificate.
+    fn client_as(&self, identity: Option<(&str, &KeyPair)>) -> reqwest::Client {
         let mut client = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
@@ -214,8 +215,13 @@ impl World {
             let pem = format!("{cert}{}", key.serialize_pem());
             client = client.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
         }
+        client.build().unwrap()
+    }
+
+    /// POSTs a renewal with `identity` as the client certificate.
+    async fn renew(&self, identity: Option<(&str, &KeyPair)>, csr: &str) -> Result<(u16, Value), reqwest::Error> {
         let url = format!("{}/api/v1/renew", self.device_api);
-        let resp = client.build().unwrap().post(url).json(&json!({ "csr": csr })).send().await?;
+        let resp = self.client_as(identity).post(url).json(&json!({ "csr": csr })).send().await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
@@ -265,5 +271,42 @@ async fn a_box_renews_with_its_certificate_and_a_revoked_foreign_or_missing_cert
         assert!(body["error"].as_str().unwrap().contains("was revoked"), "{body}");
     }
     assert_eq!(w.trust.device_certs(&device).unwrap().len(), count, "nothing issued after the revocation");
+    w.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_downloads_a_release_with_its_certificate_and_a_revoked_or_missing_one_gets_nothing() {
+    use simpul_fleet::protocol::release::{Manifest, SignedManifest};
+    use simpul_fleet::releases::ReleaseStore;
+
+    let w = World::start().await;
+    let target = "aarch64-unknown-linux-gnu";
+    let binary = b"\x7fELF agent 2.0.0".to_vec();
+    let signed = Manifest::of(&binary, "2.0.0", target).unwrap().sign(&ed25519_dalek::SigningKey::from_bytes(&[3; 32]));
+    let releases = simpul_fleet::store::sqlite::SqliteReleaseStore::open(&w.s.dir.path().join("fleet.db")).unwrap();
+    assert!(releases.add_release(&signed, &binary, 1, "test").unwrap());
+
+    let (key, request) = csr("kel-update");
+    let (status, enrolled) = w.enrol(&w.token(Duration::from_secs(3600)), "kel-update", &request).await;
+    assert_eq!(status, 200, "{enrolled}");
+    let cert = enrolled["certificate"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/v1/releases/2.0.0/{target}", w.device_api);
+
+    // With its certificate: the bytes, and the signed manifest beside them.
+    let resp = w.client_as(Some((&cert, &key))).get(&url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let sig: SignedManifest =
+        serde_json::from_str(resp.headers()["simpul-release-signature"].to_str().unwrap()).unwrap();
+    assert_eq!(sig, signed);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), binary.as_slice());
+
+    // A release that is not there; no certificate; a revoked one.
+    let missing = w.client_as(Some((&cert, &key))).get(url.replace("2.0.0", "2.0.1")).send().await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let anonymous = w.client_as(None).get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    w.trust.revoke_device(&DeviceId::new("kel-update").unwrap(), simpul_fleet::auth::now_ms()).unwrap();
+    let revoked = w.client_as(Some((&cert, &key))).get(&url).send().await.unwrap();
+    assert_eq!(revoked.status().as_u16(), 403);
     w.s.stop().await;
 }

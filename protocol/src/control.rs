@@ -323,9 +323,44 @@ pub enum Event {
         /// Why, for people (e.g. "no broker within 2m after applying").
         reason: String,
     },
+    /// The agent runs a new release: its trial passed and it replaced the old binary.
+    UpdateApplied {
+        /// The version it ran before.
+        from: String,
+        /// The version it runs now.
+        to: String,
+    },
+    /// The agent tried a release and went back to the binary it kept.
+    UpdateRolledBack {
+        /// The release it tried.
+        version: String,
+        /// Why, for people (e.g. "exited 3 times before it was healthy").
+        reason: String,
+    },
+    /// The agent refused a release before running it (unsigned, a key it does not pin, a
+    /// changed binary, not newer, another target).
+    UpdateRefused {
+        /// The release it was asked to run.
+        version: String,
+        /// Why, for people.
+        reason: String,
+    },
     /// An event this build does not know (written by a newer agent).
     #[serde(other)]
     Unknown,
+}
+
+/// Fleet -> agent, retained on `update`: run this release. An empty payload clears it.
+/// The agent downloads the release for its own target from the fleet's device listener
+/// (`GET /api/v1/releases/{version}/{target}`), with its signed manifest, and checks both
+/// against the keys it pins; nothing in the order is trusted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateOrder {
+    /// The release version to run.
+    pub version: String,
+    /// The rollout that asked, for its reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<u64>,
 }
 
 /// Names each message type and its channel.
@@ -345,4 +380,5 @@ control_messages! {
     DesiredConfig => "desired config" on ConfigDesired;
     ReportedConfig => "reported config" on ConfigReported;
     Event => "event" on Events;
+    UpdateOrder => "update order" on Update;
 }

@@ -20,6 +20,10 @@ use sha2::{Digest, Sha256};
 /// The first line of the signed text; a new layout gets a new one.
 const DOMAIN: &str = "simpul-release v1";
 
+/// The HTTP header that carries a release's signed manifest (JSON, one line): on publish
+/// (ops to fleet) and on download (fleet to box).
+pub const SIGNATURE_HEADER: &str = "simpul-release-signature";
+
 /// The targets a release may be built for.
 pub const TARGETS: [&str; 3] =
     ["aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf", "x86_64-unknown-linux-gnu"];

@@ -94,11 +94,13 @@ pub enum Channel {
     ConfigDesired,
     ConfigReported,
     Events,
+    /// Fleet -> device, retained: the release the device should run (docs/design/updates.md).
+    Update,
 }
 
 impl Channel {
     /// Every channel, for exhaustive tests and ACL tables.
-    pub const ALL: [Channel; 7] = [
+    pub const ALL: [Channel; 8] = [
         Channel::Readings,
         Channel::Ack,
         Channel::Heartbeat,
@@ -106,6 +108,7 @@ impl Channel {
         Channel::ConfigDesired,
         Channel::ConfigReported,
         Channel::Events,
+        Channel::Update,
     ];
 
     /// The topic suffix after `simpul/v1/dev/{device}/`.
@@ -118,12 +121,13 @@ impl Channel {
             Channel::ConfigDesired => "config/desired",
             Channel::ConfigReported => "config/reported",
             Channel::Events => "events",
+            Channel::Update => "update",
         }
     }
 
     /// Whether the device publishes on this channel (otherwise the fleet does).
     pub fn device_publishes(self) -> bool {
-        !matches!(self, Channel::Ack | Channel::ConfigDesired)
+        !matches!(self, Channel::Ack | Channel::ConfigDesired | Channel::Update)
     }
 }
 

@@ -79,6 +79,22 @@ impl Fleet {
         self.child.kill();
     }
 
+    /// Runs `simpul-fleet --config <this fleet's config> ARGS`, with `SIMPUL_API` set to
+    /// this fleet and `SIMPUL_TOKEN` to `token` when given.
+    pub fn cli(&self, args: &[&str], token: Option<&str>) -> std::io::Result<std::process::Output> {
+        let mut cmd = Command::new(workspace_bin("simpul-fleet"));
+        cmd.arg("--config").arg(&self.config).args(args).env("SIMPUL_API", format!("http://{}", self.api));
+        if let Some(t) = token {
+            cmd.env("SIMPUL_TOKEN", t);
+        }
+        cmd.stdin(Stdio::null()).output()
+    }
+
+    /// The fleet's database file.
+    pub fn db(&self) -> PathBuf {
+        self.config.with_file_name("fleet.db")
+    }
+
     /// Starts the same fleet (same database, same API port) again.
     pub async fn restart(&mut self) -> std::io::Result<()> {
         self.child.kill();
@@ -198,8 +214,12 @@ pub struct AgentSpec {
     pub quota: Option<String>,
     /// Enrol with this fleet and use mutual TLS; `None`: plain MQTT.
     pub enrolment: Option<Enrolment>,
-    /// More lines for the agent's `[trust]` section (`renew_before = "2h"`).
+    /// More lines for the agent's `[trust]` section (`renew_before = "2h"`), and any
+    /// sections after it.
     pub trust_extra: String,
+    /// Run this binary instead of the workspace's `simpul-agent` (a copy an update may
+    /// replace).
+    pub binary: Option<PathBuf>,
 }
 
 impl AgentSpec {
@@ -212,6 +232,7 @@ impl AgentSpec {
             quota: None,
             enrolment: None,
             trust_extra: String::new(),
+            binary: None,
         }
     }
 
@@ -235,7 +256,7 @@ impl Agent {
         let dir = Self::dir_for(dir, &spec.device);
         std::fs::create_dir_all(&dir)?;
         write_agent_config(&dir, broker, &spec, true)?;
-        let child = spawn("simpul-agent", &dir.join("agent.toml"), &dir.join("agent.log"))?;
+        let child = spawn_agent(&spec, &dir)?;
         Ok(Agent { spec, dir, child })
     }
 
@@ -249,7 +270,7 @@ impl Agent {
         let dir = Self::dir_for(dir, &spec.device);
         std::fs::create_dir_all(&dir)?;
         write_agent_config(&dir, broker, &spec, false)?;
-        let child = spawn("simpul-agent", &dir.join("agent.toml"), &dir.join("agent.log"))?;
+        let child = spawn_agent(&spec, &dir)?;
         Ok(Agent { spec, dir, child })
     }
 
@@ -268,7 +289,7 @@ impl Agent {
     pub fn restart(&mut self, broker: SocketAddr, sensors: bool) -> std::io::Result<()> {
         self.child.kill();
         write_agent_config(&self.dir, broker, &self.spec, sensors)?;
-        self.child = spawn("simpul-agent", &self.dir.join("agent.toml"), &self.dir.join("agent.log"))?;
+        self.child = spawn_agent(&self.spec, &self.dir)?;
         Ok(())
     }
 
@@ -343,9 +364,18 @@ fn write_agent_config(dir: &Path, broker: SocketAddr, spec: &AgentSpec, sensors:
     std::fs::write(dir.join("agent.d").join("50-test.toml"), uplink)
 }
 
+fn spawn_agent(spec: &AgentSpec, dir: &Path) -> std::io::Result<ChildGuard> {
+    let bin = spec.binary.clone().unwrap_or_else(|| workspace_bin("simpul-agent"));
+    spawn_path(&bin, &dir.join("agent.toml"), &dir.join("agent.log"))
+}
+
 fn spawn(bin: &str, config: &Path, log: &Path) -> std::io::Result<ChildGuard> {
+    spawn_path(&workspace_bin(bin), config, log)
+}
+
+fn spawn_path(bin: &Path, config: &Path, log: &Path) -> std::io::Result<ChildGuard> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let child = Command::new(workspace_bin(bin))
+    let child = Command::new(bin)
         .arg("--config")
         .arg(config)
         .arg("run")

@@ -124,6 +124,8 @@ struct RawConfig {
     #[serde(default)]
     trust: super::TrustConfig,
     #[serde(default)]
+    update: super::UpdateConfig,
+    #[serde(default)]
     sensors: BTreeMap<String, Table>,
 }
 
@@ -159,6 +161,7 @@ fn load_texts(texts: &[(PathBuf, String)]) -> Result<AgentConfig, ConfigError> {
         remote_config: raw.remote_config,
         probe: raw.probe,
         trust: raw.trust,
+        update: raw.update,
         sensors,
     };
     problems.extend(validate::check(&config, &prov));

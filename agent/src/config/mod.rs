@@ -13,6 +13,7 @@ mod remote_config;
 pub mod sensor;
 mod status_page;
 mod trust;
+mod update;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ pub use remote_config::RemoteConfigConfig;
 pub use sensor::SensorConfig;
 pub use status_page::StatusPageConfig;
 pub use trust::TrustConfig;
+pub use update::UpdateConfig;
 pub use validate::valid_sensor_id;
 
 /// The commented default configuration, printed by `simpul-agent print-default-config`.
@@ -50,6 +52,7 @@ pub struct AgentConfig {
     pub remote_config: RemoteConfigConfig,
     pub probe: ProbeConfig,
     pub trust: TrustConfig,
+    pub update: UpdateConfig,
     /// Sensors by id (the key of `[sensors.<id>]`).
     pub sensors: BTreeMap<String, SensorConfig>,
 }

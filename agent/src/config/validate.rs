@@ -36,6 +36,14 @@ pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
         v.ensure(fleet.starts_with("https://"), &trust.key("fleet"), "must be an https:// address");
     }
     v.ensure(c.trust.renew_before >= Duration::from_secs(60), &trust.key("renew_before"), "must be at least 1m");
+    let update = root.key("update");
+    for key in &c.update.keys {
+        if let Err(e) = simpul_protocol::release::parse_public_key(key) {
+            v.problem(&update.key("keys"), format!("{key:?}: {e}"));
+        }
+    }
+    v.ensure(c.update.trial_timeout >= Duration::from_secs(1), &update.key("trial_timeout"), "must be at least 1s");
+    v.ensure(c.update.crash_limit >= 1, &update.key("crash_limit"), "must be at least 1");
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
         v.problem(&root.key("log").key("level"), format!("not a log filter: {e}"));
     }

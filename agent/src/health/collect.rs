@@ -142,7 +142,7 @@ impl Collector {
         drop(base);
         let uplink = self.uplink();
         let heartbeat = Heartbeat {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
+            version: crate::version::current(),
             uptime_s: self.started.elapsed().as_secs(),
             config_version: *self.config_version.lock().unwrap_or_else(|p| p.into_inner()),
             system,

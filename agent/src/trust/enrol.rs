@@ -189,11 +189,7 @@ pub(super) fn csr_for(key: &rcgen::KeyPair, device: &str) -> Result<String, Trus
 /// An HTTPS client trusting only the bundle's CA.
 fn http_client(ca_pem: &str) -> Result<reqwest::Client, TrustError> {
     let tls = super::identity::client_builder(ca_pem)?.with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .map_err(|e| TrustError::Tls(e.to_string()))
+    super::identity::https_client(tls, REQUEST_TIMEOUT)
 }
 
 async fn post(client: &reqwest::Client, url: &str, request: &EnrolRequest) -> Result<Enrolled, TrustError> {

@@ -78,6 +78,23 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// An HTTPS client of the fleet's device listener: the fleet CA the only root, this
+    /// identity as the client certificate, each request at most `timeout`.
+    pub fn https_client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, TrustError> {
+        https_client((*self.client_config()?).clone(), timeout)
+    }
+}
+
+/// An HTTPS client with `tls`, each request at most `timeout`.
+pub fn https_client(tls: rustls::ClientConfig, timeout: std::time::Duration) -> Result<reqwest::Client, TrustError> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(timeout)
+        .build()
+        .map_err(|e| TrustError::Tls(e.to_string()))
+}
+
 /// A rustls client config builder on ring trusting only the CA(s) in `ca_pem`.
 pub fn client_builder(
     ca_pem: &str,

@@ -154,12 +154,7 @@ impl Renewal {
     /// One renewal: a CSR from the box's key, the request, the new certificate written.
     pub async fn renew(&self, identity: &Identity, device: &str) -> Result<CertInfo, TrustError> {
         let csr = csr(&identity.key_pem, device)?;
-        let tls = (*identity.client_config()?).clone();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| TrustError::Tls(e.to_string()))?;
+        let client = identity.https_client(REQUEST_TIMEOUT)?;
         let url = format!("{}{RENEW_PATH}", self.fleet.trim_end_matches('/'));
         let resp = client
             .post(url)

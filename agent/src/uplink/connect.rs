@@ -29,7 +29,7 @@ const EVENT_QUEUE: usize = 64;
 
 /// The agent's status message, for the connect and for the last will.
 pub(super) fn status(online: bool, boot_id: BootId) -> Status {
-    Status { online, version: Some(env!("CARGO_PKG_VERSION").to_owned()), boot_id: Some(boot_id) }
+    Status { online, version: Some(crate::version::current()), boot_id: Some(boot_id) }
 }
 
 /// MQTT options for `device`: client id = device id, clean session (the fleet's ack is the

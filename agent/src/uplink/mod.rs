@@ -68,6 +68,9 @@ pub struct UplinkHandle {
     /// The last payload received on `config/desired` (retained there, so every connect
     /// sends it again); `None` until one came.
     pub desired: watch::Receiver<Option<Vec<u8>>>,
+    /// The last payload received on `update` (retained: the release to run); `None` until
+    /// one came.
+    pub update: watch::Receiver<Option<Vec<u8>>>,
     /// The uplink's config: a new value reconnects with it.
     pub config: watch::Sender<UplinkConfig>,
     task: JoinHandle<()>,
@@ -121,11 +124,13 @@ pub fn spawn(
     let (notices, notice_rx) = mpsc::channel(NOTICE_QUEUE);
     let (messages, message_rx) = mpsc::channel(MESSAGE_QUEUE);
     let (desired_tx, desired) = watch::channel(None);
+    let (update_tx, update) = watch::channel(None);
     let (config_tx, config_rx) = watch::channel(config.clone());
     let uplink = Uplink {
         config,
         config_rx,
         desired: desired_tx,
+        update: update_tx,
         messages: message_rx,
         pending_messages: VecDeque::new(),
         device,
@@ -141,7 +146,7 @@ pub fn spawn(
         notices: notice_rx,
     };
     let task = tokio::spawn(uplink.run(shutdown));
-    UplinkHandle { stats, notices, messages, desired, config: config_tx, task }
+    UplinkHandle { stats, notices, messages, desired, update, config: config_tx, task }
 }
 
 /// The uplink's state across sessions.
@@ -151,6 +156,8 @@ struct Uplink {
     config_rx: watch::Receiver<UplinkConfig>,
     /// Where desired-config payloads go.
     desired: watch::Sender<Option<Vec<u8>>>,
+    /// Where update orders go.
+    update: watch::Sender<Option<Vec<u8>>>,
     messages: mpsc::Receiver<Message>,
     /// QoS 1 messages to publish first on the next connection (not PUBACKed on the last).
     pending_messages: VecDeque<Message>,

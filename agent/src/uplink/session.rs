@@ -87,6 +87,7 @@ impl Uplink {
         tracing::info!(broker = %self.config.broker, "uplink connected");
         s.link.client.subscribe(self.topic(Channel::Ack), QoS::AtLeastOnce).await?;
         s.link.client.subscribe(self.topic(Channel::ConfigDesired), QoS::AtLeastOnce).await?;
+        s.link.client.subscribe(self.topic(Channel::Update), QoS::AtLeastOnce).await?;
         self.publish_status(s, true).await?;
 
         let newest = self.store.newest_seq().await?;
@@ -115,6 +116,7 @@ impl Uplink {
                 }
                 Some(n) = self.notices.recv() => {
                     s.link.client.publish(self.topic(n.channel), QoS::AtMostOnce, false, n.payload).await?;
+                    self.stats.notice_sent();
                 }
                 _ = tick.tick() => cursors.tick(),
             }
@@ -146,6 +148,9 @@ impl Uplink {
             }
             Event::Incoming(Packet::Publish(p)) if p.topic == self.topic(Channel::ConfigDesired) => {
                 self.desired.send_replace(Some(p.payload.to_vec()));
+            }
+            Event::Incoming(Packet::Publish(p)) if p.topic == self.topic(Channel::Update) => {
+                self.update.send_replace(Some(p.payload.to_vec()));
             }
             Event::Incoming(Packet::Publish(p)) => {
                 tracing::debug!(topic = %p.topic, "ignoring a message on a topic the uplink does not use");

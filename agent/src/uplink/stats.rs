@@ -37,6 +37,8 @@ pub struct UplinkSnapshot {
     pub bad_messages: u64,
     /// Events (`clock_synced`) the broker confirmed.
     pub events_sent: u64,
+    /// Notices (heartbeats) published while connected.
+    pub notices_sent: u64,
     /// The last connection or buffer error, as text.
     pub last_error: Option<String>,
 }
@@ -100,6 +102,10 @@ impl UplinkStats {
             s.pubacks += 1;
             s.events_sent += u64::from(event_confirmed);
         });
+    }
+
+    pub(super) fn notice_sent(&self) {
+        self.change(|s| s.notices_sent += 1);
     }
 
     pub(super) fn bad_message(&self, error: impl std::fmt::Display) {

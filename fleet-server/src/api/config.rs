@@ -183,11 +183,15 @@ fn check_group(name: &str) -> Result<(), ApiError> {
 }
 
 pub(super) fn change(principal: Option<Extension<Principal>>, comment: String) -> ConfigChange {
-    let author = match principal {
+    ConfigChange { author: author(principal), at_ms: crate::ingest::now_ms(), comment }
+}
+
+/// Who made a change: the user of a login session, or the API token's id.
+pub(super) fn author(principal: Option<Extension<Principal>>) -> String {
+    match principal {
         Some(Extension(p)) => p.user.unwrap_or_else(|| format!("token:{}", p.token_id)),
         None => "api".to_owned(),
-    };
-    ConfigChange { author, at_ms: crate::ingest::now_ms(), comment }
+    }
 }
 
 /// Hands the new versions to the publisher and answers with them.

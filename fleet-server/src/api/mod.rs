@@ -12,6 +12,7 @@ mod metrics;
 pub mod openapi;
 mod proposals;
 mod readings;
+pub mod releases;
 mod series;
 mod tokens;
 pub mod trust;
@@ -44,6 +45,8 @@ pub struct ApiState {
     pub zone: crate::config::SiteZone,
     /// Revocation and security events (docs/design/trust.md).
     pub trust: trust::TrustApi,
+    /// Published releases (docs/design/updates.md).
+    pub releases: releases::ReleasesApi,
 }
 
 /// The API's routes.
@@ -68,6 +71,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/devices/{device}/proposals/{event}/accept", post(proposals::accept))
         .route("/api/v1/devices/{device}/revoke", post(trust::revoke))
         .route("/api/v1/security-events", get(trust::security_events))
+        .route("/api/v1/releases", get(releases::list))
+        .route("/api/v1/devices/{device}/release", put(releases::set_device_release))
+        .route(
+            "/api/v1/releases/{version}/{target}",
+            put(releases::publish).layer(axum::extract::DefaultBodyLimit::max(releases::MAX_BINARY)),
+        )
         .route("/api/v1/groups", get(config::groups))
         .route("/api/v1/groups/{group}", put(config::set_group_defaults))
         .route("/api/v1/openapi.json", get(openapi::serve))

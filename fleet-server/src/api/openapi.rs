@@ -9,7 +9,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::json::ReadingJson;
 use super::{
-    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, series, tokens, trust, users,
+    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, releases, series, tokens,
+    trust, users,
 };
 
 /// An error: a 4xx or 5xx status and this body.
@@ -56,6 +57,9 @@ pub struct ReadingsPage<'a> {
         proposals::accept,
         trust::revoke,
         trust::security_events,
+        releases::list,
+        releases::publish,
+        releases::set_device_release,
         serve,
     ),
     modifiers(&Security),

@@ -8,7 +8,6 @@
 //! `fleet` the 16 hex digits of the fleet id, so a fleet can tell a token of another fleet
 //! from a made-up one.
 
-
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 
 /// The prefix of every token.

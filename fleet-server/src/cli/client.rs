@@ -72,14 +72,33 @@ impl Client {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, Failure> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
+        let mut req = self.request(method.clone(), path);
         if let Some(b) = body {
             req = req.json(&b);
         }
+        self.send(method, path, req)
+    }
+
+    /// PUTs `bytes` with one extra header; the JSON answer or why not.
+    pub fn put_bytes(&self, path: &str, bytes: Vec<u8>, header: (&str, &str)) -> Result<serde_json::Value, Failure> {
+        let req = self
+            .request(Method::PUT, path)
+            .header(header.0, header.1)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        self.send(Method::PUT, path, req)
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    fn send(&self, method: Method, path: &str, req: reqwest::RequestBuilder) -> Result<serde_json::Value, Failure> {
+        let url = format!("{}{path}", self.base);
         self.runtime.block_on(async {
             let resp = req.send().await.map_err(|e| Failure::new(exit::FAILURE, format!("{method} {url}: {e}")))?;
             let status = resp.status();

@@ -54,6 +54,16 @@ pub enum DevicesCmd {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Tells a device to run a published release now, outside any rollout (ops only); the
+    /// box checks the release's signature itself and rolls back a release that fails.
+    Update {
+        /// The device id.
+        device: String,
+        /// The release version.
+        version: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// What the broker refused: publishes and subscribes outside a device's topics,
     /// refused connections (newest first).
     SecurityEvents {
@@ -75,6 +85,7 @@ pub fn run(config: &Path, cmd: DevicesCmd) -> ExitCode {
             accept(config, &api, &device, proposal, body)
         }
         DevicesCmd::Revoke { device, api } => revoke(config, &api, &device),
+        DevicesCmd::Update { device, version, api } => update(config, &api, &device, &version),
         DevicesCmd::SecurityEvents { identity, api } => security_events(config, &api, identity.as_deref()),
     };
     result.unwrap_or_else(Failure::report)
@@ -145,6 +156,16 @@ fn accept(config: &Path, args: &ApiArgs, device: &str, proposal: i64, body: Valu
         return Ok(print_json(&v));
     }
     println!("{device}: sensor {} added in config version {}", cell(&v["sensor_id"]), cell(&v["version"]));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn update(config: &Path, args: &ApiArgs, device: &str, version: &str) -> Result<ExitCode, Failure> {
+    let path = format!("/api/v1/devices/{device}/release");
+    let v = Client::new(args, config)?.call(Method::PUT, &path, Some(json!({ "version": version })))?;
+    if args.json {
+        return Ok(print_json(&v));
+    }
+    println!("{device}: told to run {version}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,6 +1,6 @@
 //! `simpul-fleet releases keygen|sign|verify`: the release key's tools, for an ops machine
 //! (no fleet, no config needed), so the signing key can stay off the server
-//! (docs/design/updates.md, "Release keys").
+//! (docs/design/updates.md, "Release keys"); `releases publish|list` over the API.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +11,9 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ring::rand::SecureRandom;
 use simpul_protocol::release::{Manifest, SignedManifest, parse_public_key, sha256_hex};
 
-use super::client::Failure;
+use super::client::{ApiArgs, Client, Failure, print_json};
+use super::table::{cell, items, render};
+use crate::api::releases::SIGNATURE_HEADER as RELEASE_SIGNATURE_HEADER;
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -50,13 +52,30 @@ pub enum ReleasesCmd {
         #[arg(long)]
         sig: Option<PathBuf>,
     },
+    /// Publish a signed binary to the fleet (ops): its version and target are the
+    /// signature's; the fleet checks it against `[releases] keys`.
+    Publish {
+        binary: PathBuf,
+        /// Default: `<binary>.sig`.
+        #[arg(long)]
+        sig: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The published releases: version, target, size, SHA-256, who and when.
+    List {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
-pub fn run(cmd: ReleasesCmd) -> ExitCode {
+pub fn run(config: &Path, cmd: ReleasesCmd) -> ExitCode {
     let result = match cmd {
         ReleasesCmd::Keygen { out } => keygen(&out),
         ReleasesCmd::Sign { key, version, target, binary, out } => sign(&key, &version, &target, &binary, out),
         ReleasesCmd::Verify { public_key, binary, sig } => verify(&public_key, &binary, sig),
+        ReleasesCmd::Publish { binary, sig, api } => publish(config, &api, &binary, sig),
+        ReleasesCmd::List { api } => list(config, &api),
     };
     result.unwrap_or_else(Failure::report)
 }
@@ -116,5 +135,33 @@ fn verify(public_key: &str, binary: &Path, sig: Option<PathBuf>) -> Result<ExitC
     signed.check_binary(&sha256_hex(&bytes), bytes.len() as u64).map_err(fail)?;
     let m = &signed.manifest;
     println!("OK: {} is release {} for {}, signed by {}", binary.display(), m.version, m.target, signed.public_key);
+    Ok(exit::code(exit::OK))
+}
+
+fn publish(config: &Path, args: &ApiArgs, binary: &Path, sig: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let sig = sig.unwrap_or_else(|| suffixed(binary, ".sig"));
+    let signed: SignedManifest = serde_json::from_slice(&read(&sig)?)
+        .map_err(|e| fail(format!("{}: not a release signature: {e}", sig.display())))?;
+    let header = serde_json::to_string(&signed).map_err(fail)?;
+    let m = &signed.manifest;
+    let path = format!("/api/v1/releases/{}/{}", m.version, m.target);
+    let v = Client::new(args, config)?.put_bytes(&path, read(binary)?, (RELEASE_SIGNATURE_HEADER, &header))?;
+    if args.json {
+        return Ok(print_json(&v));
+    }
+    println!("published {} for {} ({} bytes)", m.version, m.target, m.size);
+    Ok(exit::code(exit::OK))
+}
+
+fn list(config: &Path, args: &ApiArgs) -> Result<ExitCode, Failure> {
+    let v = Client::new(args, config)?.call(reqwest::Method::GET, "/api/v1/releases", None)?;
+    if args.json {
+        return Ok(print_json(&v));
+    }
+    let rows: Vec<Vec<String>> = items(&v["releases"])
+        .iter()
+        .map(|r| ["version", "target", "size", "sha256", "published_by"].iter().map(|k| cell(&r[*k])).collect())
+        .collect();
+    print!("{}", render(&["VERSION", "TARGET", "SIZE", "SHA256", "BY"], &rows));
     Ok(exit::code(exit::OK))
 }

@@ -67,6 +67,7 @@ fn check(c: &FleetConfig) -> Vec<(&'static str, String)> {
         }
     }
     out.extend(c.trust.problems());
+    out.extend(c.releases.problems());
     if c.webhook.min_backoff > c.webhook.max_backoff {
         out.push(("webhook.min_backoff", "is longer than webhook.max_backoff".to_owned()));
     }

@@ -53,6 +53,9 @@ pub struct FleetConfig {
     /// `[trust]`: the fleet CA and the device listener (docs/design/trust.md).
     #[serde(default)]
     pub trust: crate::trust::config::TrustConfig,
+    /// `[releases]`: the release keys publishing accepts (docs/design/updates.md).
+    #[serde(default)]
+    pub releases: crate::releases::ReleasesConfig,
     #[serde(default)]
     pub log: LogConfig,
 }

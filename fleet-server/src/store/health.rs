@@ -120,6 +120,9 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::BufferEvicted { .. } => "buffer_evicted",
         Event::SensorProposed { .. } => "sensor_proposed",
         Event::ConfigRolledBack { .. } => "config_rolled_back",
+        Event::UpdateApplied { .. } => "update_applied",
+        Event::UpdateRolledBack { .. } => "update_rolled_back",
+        Event::UpdateRefused { .. } => "update_refused",
         Event::Unknown => "unknown",
     }
 }
@@ -146,9 +149,15 @@ mod tests {
 
     #[test]
     fn event_kinds_match_the_json_tag() {
-        let ev = Event::ConfigRolledBack { version: 3, running: Some(2), reason: "no broker".to_owned() };
-        let json: serde_json::Value =
-            serde_json::from_str(&serde_json::to_string(&ev).unwrap_or_default()).unwrap_or(serde_json::Value::Null);
-        assert_eq!(json["event"], event_kind(&ev));
+        for ev in [
+            Event::ConfigRolledBack { version: 3, running: Some(2), reason: "no broker".to_owned() },
+            Event::UpdateApplied { from: "1.0.0".to_owned(), to: "1.1.0".to_owned() },
+            Event::UpdateRolledBack { version: "1.1.0".to_owned(), reason: "crashed".to_owned() },
+            Event::UpdateRefused { version: "1.1.0".to_owned(), reason: "unsigned".to_owned() },
+        ] {
+            let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&ev).unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null);
+            assert_eq!(json["event"], event_kind(&ev));
+        }
     }
 }

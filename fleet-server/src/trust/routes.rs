@@ -1,5 +1,6 @@
 //! The device listener's routes: `POST /api/v1/enrol` and `POST /api/v1/renew`
-//! (docs/design/trust.md, "Enrolment" and "Renewal").
+//! (docs/design/trust.md, "Enrolment" and "Renewal"); `GET /api/v1/releases/{version}/{target}`
+//! (docs/design/updates.md).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,7 +10,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use simpul_protocol::DeviceId;
 
 use simpul_protocol::enrol::{ENROL_PATH, RENEW_PATH, RenewRequest};
@@ -17,6 +18,7 @@ use simpul_protocol::enrol::{ENROL_PATH, RENEW_PATH, RenewRequest};
 use super::enrol::{EnrolRequest, Enroller};
 use super::listener::PeerCert;
 use crate::config_publisher::ConfigPublisher;
+use crate::releases::download::DownloadState;
 use crate::store::{ConfigChange, ConfigRefused, Store};
 
 /// What the device routes use.
@@ -25,11 +27,17 @@ pub struct DeviceApiState {
     pub enroller: Enroller,
     pub store: Arc<dyn Store>,
     pub desired: ConfigPublisher,
+    /// Releases boxes download (docs/design/updates.md).
+    pub releases: Arc<dyn crate::releases::ReleaseStore>,
 }
 
 /// The device listener's routes.
 pub fn router(state: DeviceApiState) -> Router {
-    Router::new().route(ENROL_PATH, post(enrol)).route(RENEW_PATH, post(renew)).with_state(state)
+    let download = DownloadState { releases: Arc::clone(&state.releases), trust: Arc::clone(&state.enroller.store) };
+    let releases = Router::new()
+        .route("/api/v1/releases/{version}/{target}", get(crate::releases::download::download))
+        .with_state(download);
+    Router::new().route(ENROL_PATH, post(enrol)).route(RENEW_PATH, post(renew)).with_state(state).merge(releases)
 }
 
 fn error(status: StatusCode, message: String) -> Response {

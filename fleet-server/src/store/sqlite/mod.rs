@@ -14,6 +14,7 @@ mod config;
 mod health;
 mod proposals;
 mod read;
+mod releases;
 mod schema;
 mod series;
 mod trust;
@@ -33,6 +34,7 @@ use super::{
 };
 
 pub use auth::SqliteAuthStore;
+pub use releases::SqliteReleaseStore;
 pub use trust::SqliteTrustStore;
 
 /// How often the WAL is checkpointed into the database.

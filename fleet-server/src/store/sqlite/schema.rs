@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 const V1: &str = "
 CREATE TABLE devices (
@@ -258,6 +258,30 @@ CREATE TABLE security_events (
 CREATE INDEX security_events_identity ON security_events(identity, id);
 ";
 
+/// Signed releases and their binaries; the release each device should run
+/// (docs/design/updates.md).
+const V5_TO_V6: &str = "
+CREATE TABLE releases (
+    version      TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    sha256       TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    public_key   TEXT NOT NULL,
+    signature    TEXT NOT NULL,
+    binary       BLOB NOT NULL,
+    published_ms INTEGER NOT NULL,
+    published_by TEXT NOT NULL,
+    PRIMARY KEY (version, target)
+);
+CREATE TABLE device_releases (
+    device  TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    rollout INTEGER,
+    set_ms  INTEGER NOT NULL,
+    set_by  TEXT NOT NULL
+);
+";
+
 /// Creates or checks the schema.
 pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -282,6 +306,9 @@ pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     }
     if found < 5 {
         tx.execute_batch(V4_TO_V5)?;
+    }
+    if found < 6 {
+        tx.execute_batch(V5_TO_V6)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;

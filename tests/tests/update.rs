@@ -1,0 +1,210 @@
+//! Signed self-update with the real binaries (docs/design/updates.md): a box told to run a
+//! release downloads it over mutual TLS, checks it against the key it pins, runs it on
+//! trial under the old binary and keeps it once healthy; a release that crashes on start
+//! is rolled back by the box itself; a release signed by a key the box does not pin, or
+//! served unsigned, never runs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use simpul_protocol::release::sha256_hex;
+use simpul_tests::mosquitto::free_port;
+use simpul_tests::system::{Agent, AgentSpec, Consumer, Fleet, PATIENCE};
+use simpul_tests::workspace_bin;
+
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+const DEVICE: &str = "kel-update";
+
+struct World {
+    dir: tempfile::TempDir,
+    fleet: Fleet,
+    ops: String,
+    /// The key the box pins, and another the fleet also accepts.
+    pinned: String,
+    broker: std::net::SocketAddr,
+    enrolment: simpul_tests::system::Enrolment,
+}
+
+fn run_ok(out: std::io::Result<std::process::Output>, what: &str) -> String {
+    let out = out.unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `simpul-fleet releases ARGS` in `dir` (the ops machine: no fleet needed).
+fn ops_cli(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(workspace_bin("simpul-fleet"))
+        .current_dir(dir)
+        .args(["--config", "/nonexistent/fleet.toml", "releases"])
+        .args(args)
+        .output();
+    run_ok(out, &format!("releases {args:?}"))
+}
+
+impl World {
+    async fn start() -> World {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ops_dir = dir.path().join("ops");
+        std::fs::create_dir_all(&ops_dir).expect("mkdir");
+        let pinned = ops_cli(&ops_dir, &["keygen", "--out", "release.key"]);
+        let other = ops_cli(&ops_dir, &["keygen", "--out", "other.key"]);
+        let fleet_dir = dir.path().join("fleet");
+        std::fs::create_dir_all(&fleet_dir).expect("mkdir");
+        let broker = free_port().expect("port");
+        let extra = format!("[releases]\nkeys = [\"{pinned}\", \"{other}\"]\n");
+        let (fleet, enrolment) = Fleet::start_embedded_with(&fleet_dir, broker, &extra).await.expect("fleet");
+        let ops =
+            run_ok(fleet.cli(&["tokens", "create", "--offline", "--name", "ops", "--role", "ops"], None), "token");
+        World { dir, fleet, ops, pinned, broker, enrolment }
+    }
+
+    /// Signs `bytes` as `version` with `key` (`release.key` or `other.key`) and publishes it.
+    fn publish(&self, version: &str, bytes: &[u8], key: &str) {
+        let ops_dir = self.dir.path().join("ops");
+        let file = ops_dir.join(format!("simpul-agent-{version}"));
+        std::fs::write(&file, bytes).expect("write release");
+        let file = file.to_string_lossy().into_owned();
+        ops_cli(&ops_dir, &["sign", "--key", key, "--version", version, "--target", TARGET, &file]);
+        run_ok(self.fleet.cli(&["releases", "publish", &file], Some(&self.ops)), "publish");
+    }
+
+    fn order(&self, version: &str) {
+        run_ok(self.fleet.cli(&["devices", "update", DEVICE, version], Some(&self.ops)), "devices update");
+    }
+
+    /// An agent running from its own copy of the binary, pinning the release key.
+    fn agent(&self) -> (Agent, PathBuf) {
+        let bin_dir = self.dir.path().join("bin");
+        std::fs::create_dir_all(&bin_dir).expect("mkdir");
+        let binary = bin_dir.join("simpul-agent");
+        std::fs::write(&binary, agent_binary(self.dir.path())).expect("copy the agent");
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let extra = format!(
+            "[update]\nkeys = [\"{}\"]\ndir = \"{}\"\ntrial_timeout = \"60s\"\n[health]\nheartbeat_interval = \"1s\"\n",
+            self.pinned,
+            self.dir.path().join("update").display()
+        );
+        let spec = AgentSpec {
+            enrolment: Some(self.enrolment.clone()),
+            trust_extra: extra,
+            binary: Some(binary.clone()),
+            ..AgentSpec::new(DEVICE, 1, Duration::from_millis(50))
+        };
+        (Agent::start(self.dir.path(), self.broker, spec).expect("agent"), binary)
+    }
+
+    /// Waits for the device's event of `kind` and returns it.
+    async fn event(&self, kind: &str, agent: &Agent) -> serde_json::Value {
+        let url = format!("http://{}/api/v1/devices/{DEVICE}/events", self.fleet.api);
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Ok(resp) = http.get(&url).bearer_auth(&self.fleet.token).send().await {
+                if let Ok(body) = resp.json::<serde_json::Value>().await {
+                    let found = body["events"].as_array().into_iter().flatten().find(|e| e["kind"] == kind);
+                    if let Some(e) = found {
+                        return e.clone();
+                    }
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no {kind} event\n{}", agent.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The workspace's agent without its debug symbols (a tenth of the size: releases are
+/// stripped too), made once in `dir`.
+fn agent_binary(dir: &Path) -> Vec<u8> {
+    let stripped = dir.join("simpul-agent.stripped");
+    if !stripped.exists() {
+        let out =
+            std::process::Command::new("strip").arg("-o").arg(&stripped).arg(workspace_bin("simpul-agent")).output();
+        run_ok(out, "strip (binutils)");
+    }
+    std::fs::read(&stripped).expect("the stripped agent")
+}
+
+/// The SHA-256 of the file at `path` (hex).
+fn digest(path: &Path) -> String {
+    sha256_hex(&std::fs::read(path).expect("read"))
+}
+
+/// The agent binary stamped with `version`.
+fn agent_release(w: &World, version: &str) -> Vec<u8> {
+    let mut bytes = agent_binary(w.dir.path());
+    simpul_agent::version::stamp(&mut bytes, version).expect("stamp");
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_release_is_tried_under_the_old_binary_then_kept_and_readings_keep_coming() {
+    let w = World::start().await;
+    let (agent, binary) = w.agent();
+    let mut consumer = Consumer::new(&w.fleet);
+    consumer.wait_for(DEVICE, 5).await;
+
+    let release = agent_release(&w, "9.0.0");
+    w.publish("9.0.0", &release, "release.key");
+    w.order("9.0.0");
+
+    let applied = w.event("update_applied", &agent).await;
+    assert_eq!(applied["detail"]["to"], "9.0.0", "{applied}");
+    assert_eq!(digest(&binary), sha256_hex(&release), "the new release is at the agent's path\n{}", agent.log());
+    assert!(w.dir.path().join("update").join("agent.prev").is_file(), "the old binary is kept");
+    assert!(agent.log().contains("passed its trial"), "committed by the supervisor:\n{}", agent.log());
+    let before = consumer.count(DEVICE);
+    consumer.wait_for(DEVICE, before + 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_crashes_on_start_is_rolled_back_by_the_box_itself() {
+    let w = World::start().await;
+    let (agent, binary) = w.agent();
+    let original = std::fs::read(&binary).expect("binary");
+    let mut consumer = Consumer::new(&w.fleet);
+    consumer.wait_for(DEVICE, 5).await;
+
+    w.publish("9.1.0", b"#!/bin/sh\necho 'the bad release starts, and dies' >&2\nexit 3\n", "release.key");
+    w.order("9.1.0");
+
+    let rolled = w.event("update_rolled_back", &agent).await;
+    let reason = rolled["detail"]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("exited 3 times"), "{rolled}");
+    assert_eq!(digest(&binary), sha256_hex(&original), "the old binary stayed at its path");
+    let before = consumer.count(DEVICE);
+    consumer.wait_for(DEVICE, before + 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_signed_by_a_key_the_box_does_not_pin_or_served_unsigned_never_runs() {
+    let w = World::start().await;
+    let (agent, binary) = w.agent();
+    let original = std::fs::read(&binary).expect("binary");
+    let mut consumer = Consumer::new(&w.fleet);
+    consumer.wait_for(DEVICE, 5).await;
+
+    // The fleet accepts both keys; the box pins only one.
+    w.publish("9.2.0", &agent_release(&w, "9.2.0"), "other.key");
+    w.order("9.2.0");
+    let refused = w.event("update_refused", &agent).await;
+    assert!(refused["detail"]["reason"].as_str().unwrap_or_default().contains("does not trust"), "{refused}");
+
+    // A fleet whose database was tampered with serves a release with no signature.
+    w.publish("9.3.0", &agent_release(&w, "9.3.0"), "release.key");
+    let db = rusqlite::Connection::open(w.fleet.db()).expect("fleet db");
+    db.execute("UPDATE releases SET signature = '' WHERE version = '9.3.0'", []).expect("tamper");
+    w.order("9.3.0");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let log = agent.log();
+        if log.contains("9.3.0") && log.contains("not signed") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no refusal of the unsigned release\n{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(digest(&binary), sha256_hex(&original), "neither ran");
+    assert!(!w.dir.path().join("update").join("agent.new").exists(), "nothing staged");
+}
