@@ -61,11 +61,16 @@ impl World {
 
     /// Signs `bytes` as `version` with `key` (`release.key` or `other.key`) and publishes it.
     fn publish(&self, version: &str, bytes: &[u8], key: &str) {
+        self.publish_for(TARGET, version, bytes, key);
+    }
+
+    /// [`World::publish`] for another target.
+    fn publish_for(&self, target: &str, version: &str, bytes: &[u8], key: &str) {
         let ops_dir = self.dir.path().join("ops");
         let file = ops_dir.join(format!("simpul-agent-{version}"));
         std::fs::write(&file, bytes).expect("write release");
         let file = file.to_string_lossy().into_owned();
-        ops_cli(&ops_dir, &["sign", "--key", key, "--version", version, "--target", TARGET, &file]);
+        ops_cli(&ops_dir, &["sign", "--key", key, "--version", version, "--target", target, &file]);
         run_ok(self.fleet.cli(&["releases", "publish", &file], Some(&self.ops)), "publish");
     }
 
@@ -207,4 +212,29 @@ async fn a_release_signed_by_a_key_the_box_does_not_pin_or_served_unsigned_never
     }
     assert_eq!(digest(&binary), sha256_hex(&original), "neither ran");
     assert!(!w.dir.path().join("update").join("agent.new").exists(), "nothing staged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_waiting_for_a_release_it_cannot_fetch_takes_the_next_order_at_once() {
+    let w = World::start().await;
+    let (agent, binary) = w.agent();
+    let mut consumer = Consumer::new(&w.fleet);
+    consumer.wait_for(DEVICE, 5).await;
+
+    // Published for the Pi only: this box (x86_64) gets a 404 and keeps trying.
+    w.publish_for("aarch64-unknown-linux-gnu", "9.4.0", &agent_release(&w, "9.4.0"), "release.key");
+    w.order("9.4.0");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !agent.log().contains("cannot fetch the release yet") {
+        assert!(tokio::time::Instant::now() < deadline, "no retry\n{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A newer order is taken without waiting out the retry.
+    let release = agent_release(&w, "9.5.0");
+    w.publish("9.5.0", &release, "release.key");
+    w.order("9.5.0");
+    let applied = w.event("update_applied", &agent).await;
+    assert_eq!(applied["detail"]["to"], "9.5.0", "{applied}");
+    assert_eq!(digest(&binary), sha256_hex(&release));
 }

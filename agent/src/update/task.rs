@@ -44,11 +44,11 @@ pub fn spawn(mut ctx: Context, shutdown: CancellationToken) -> JoinHandle<()> {
             let order = ctx.orders.borrow_and_update().clone();
             if let Some(order) = order.filter(|p| !p.is_empty()) {
                 match UpdateOrder::from_json(&order) {
-                    Ok(order) => {
-                        if handle(&ctx, &order, &running).await {
-                            return;
-                        }
-                    }
+                    Ok(order) => match handle(&mut ctx, &order, &running).await {
+                        Handled::Staged => return,
+                        Handled::Superseded => continue,
+                        Handled::Settled => {}
+                    },
                     Err(e) => tracing::warn!(error = %e, "an update order that does not parse; ignored"),
                 }
             }
@@ -60,17 +60,27 @@ pub fn spawn(mut ctx: Context, shutdown: CancellationToken) -> JoinHandle<()> {
     })
 }
 
-/// One order: returns true when a release was staged (and the agent told to stop).
-async fn handle(ctx: &Context, order: &UpdateOrder, running: &str) -> bool {
+/// How one order ended.
+enum Handled {
+    /// A release was staged and the agent told to stop.
+    Staged,
+    /// Nothing (more) to do for it: running it already, refused, rolled back before.
+    Settled,
+    /// Another order came while this one could not be fetched: take that one.
+    Superseded,
+}
+
+/// One order.
+async fn handle(ctx: &mut Context, order: &UpdateOrder, running: &str) -> Handled {
     let version = order.version.clone();
     if version == running {
-        return false;
+        return Handled::Settled;
     }
     let dir = ctx.config.dir.clone();
     let state = tokio::task::spawn_blocking(move || State::load(&dir)).await.unwrap_or(State::Idle);
     if state.settled_against(&version) {
         tracing::debug!(%version, "this release was refused or rolled back here before; not again");
-        return false;
+        return Handled::Settled;
     }
     loop {
         match fetch::fetch(&ctx.config, ctx.fleet.as_deref(), &ctx.identity_dir, order, running).await {
@@ -80,12 +90,19 @@ async fn handle(ctx: &Context, order: &UpdateOrder, running: &str) -> bool {
                     *slot = Some(staged);
                 }
                 ctx.stop_agent.cancel();
-                return true;
+                return Handled::Staged;
             }
             Err(e) if e.is_retryable() => {
                 tracing::warn!(%version, error = %e, "update: cannot fetch the release yet; trying again");
                 tokio::select! {
-                    () = ctx.stop_agent.cancelled() => return false,
+                    () = ctx.stop_agent.cancelled() => return Handled::Settled,
+                    changed = ctx.orders.changed() => {
+                        if changed.is_err() {
+                            return Handled::Settled;
+                        }
+                        tracing::info!(%version, "a new update order replaces this one");
+                        return Handled::Superseded;
+                    }
                     () = tokio::time::sleep(RETRY) => {}
                 }
             }
@@ -96,7 +113,7 @@ async fn handle(ctx: &Context, order: &UpdateOrder, running: &str) -> bool {
                 let dir = ctx.config.dir.clone();
                 let _ = tokio::task::spawn_blocking(move || refused.save(&dir)).await;
                 report(ctx, &Event::UpdateRefused { version, reason }).await;
-                return false;
+                return Handled::Settled;
             }
         }
     }
