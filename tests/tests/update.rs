@@ -131,6 +131,19 @@ fn agent_binary(dir: &Path) -> Vec<u8> {
     std::fs::read(&stripped).expect("the stripped agent")
 }
 
+/// Waits until the agent's log holds what `holds` looks for (fails after [`PATIENCE`]).
+async fn log_says(agent: &Agent, what: &str, holds: impl Fn(&str) -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let log = agent.log();
+        if holds(&log) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no {what} in the agent's log\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The SHA-256 of the file at `path` (hex).
 fn digest(path: &Path) -> String {
     sha256_hex(&std::fs::read(path).expect("read"))
@@ -201,15 +214,8 @@ async fn a_release_signed_by_a_key_the_box_does_not_pin_or_served_unsigned_never
     let db = rusqlite::Connection::open(w.fleet.db()).expect("fleet db");
     db.execute("UPDATE releases SET signature = '' WHERE version = '9.3.0'", []).expect("tamper");
     w.order("9.3.0");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let log = agent.log();
-        if log.contains("9.3.0") && log.contains("not signed") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no refusal of the unsigned release\n{log}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    log_says(&agent, "a refusal of the unsigned release", |log| log.contains("9.3.0") && log.contains("not signed"))
+        .await;
     assert_eq!(digest(&binary), sha256_hex(&original), "neither ran");
     assert!(!w.dir.path().join("update").join("agent.new").exists(), "nothing staged");
 }
@@ -224,11 +230,7 @@ async fn a_box_waiting_for_a_release_it_cannot_fetch_takes_the_next_order_at_onc
     // Published for the Pi only: this box (x86_64) gets a 404 and keeps trying.
     w.publish_for("aarch64-unknown-linux-gnu", "9.4.0", &agent_release(&w, "9.4.0"), "release.key");
     w.order("9.4.0");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !agent.log().contains("cannot fetch the release yet") {
-        assert!(tokio::time::Instant::now() < deadline, "no retry\n{}", agent.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    log_says(&agent, "a retry", |log| log.contains("cannot fetch the release yet")).await;
 
     // A newer order is taken without waiting out the retry.
     let release = agent_release(&w, "9.5.0");
