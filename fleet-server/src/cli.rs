@@ -6,6 +6,7 @@ mod config_cmd;
 mod devices;
 mod offline;
 mod releases;
+mod rollouts;
 mod table;
 mod tokens;
 mod users;
@@ -66,6 +67,10 @@ enum Command {
     /// `publish <binary>`, `list`.
     #[command(subcommand)]
     Releases(releases::ReleasesCmd),
+    /// Rollouts in waves, over the API: `start <version> [--group G] [--canary N]
+    /// [--waves 10,50,100] [--gate 10m]`, `list`, `show <id>`, `pause|resume|abort <id>`.
+    #[command(subcommand)]
+    Rollouts(rollouts::RolloutsCmd),
 }
 
 /// Parses the command line and runs it; the process's exit code.
@@ -81,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Config(c) => config_cmd::run_config(&cli.config, c),
         Command::Groups(c) => config_cmd::run_groups(&cli.config, c),
         Command::Releases(c) => releases::run(&cli.config, c),
+        Command::Rollouts(c) => rollouts::run(&cli.config, c),
     }
 }
 

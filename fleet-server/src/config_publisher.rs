@@ -194,8 +194,18 @@ async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), loop_done.cancelled()).await;
 }
 
+/// What a device's retained update topic should hold.
+#[derive(Debug)]
+enum Order {
+    /// Run this release.
+    Run(DeviceRelease),
+    /// Nothing (no release asked, or a rollout withdrew its order): the retained order is
+    /// cleared with an empty payload.
+    Clear(DeviceId),
+}
+
 /// The latest config version and the desired release of each device in `work`.
-async fn latest(stores: &Stores, work: &Queue) -> Result<(Vec<ConfigVersion>, Vec<DeviceRelease>), StoreError> {
+async fn latest(stores: &Stores, work: &Queue) -> Result<(Vec<ConfigVersion>, Vec<Order>), StoreError> {
     let devices: Option<Vec<DeviceId>> = (!work.all).then(|| work.devices.iter().cloned().collect());
     let d = devices.clone();
     let configs = store::blocking(&stores.store, move |s| match &d {
@@ -211,11 +221,15 @@ async fn latest(stores: &Stores, work: &Queue) -> Result<(Vec<ConfigVersion>, Ve
     .await?;
     let releases = Arc::clone(&stores.releases);
     let releases = tokio::task::spawn_blocking(move || match &devices {
-        None => releases.device_releases(None),
+        None => releases.device_releases(None).map(|all| all.into_iter().map(Order::Run).collect()),
         Some(devices) => {
             let mut out = Vec::new();
             for d in devices {
-                out.extend(releases.device_releases(Some(d))?);
+                let found = releases.device_releases(Some(d))?;
+                if found.is_empty() {
+                    out.push(Order::Clear(d.clone()));
+                }
+                out.extend(found.into_iter().map(Order::Run));
             }
             Ok(out)
         }
@@ -225,7 +239,17 @@ async fn latest(stores: &Stores, work: &Queue) -> Result<(Vec<ConfigVersion>, Ve
     Ok((configs, releases))
 }
 
-async fn publish_release(client: &AsyncClient, r: &DeviceRelease) {
+async fn publish_release(client: &AsyncClient, order: &Order) {
+    let r = match order {
+        Order::Run(r) => r,
+        Order::Clear(device) => {
+            let topic = Topic::new(device.clone(), Channel::Update).name();
+            if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, Vec::<u8>::new()).await {
+                tracing::warn!(%device, error = %e, "cannot clear the update order");
+            }
+            return;
+        }
+    };
     let topic = Topic::new(r.device.clone(), Channel::Update).name();
     match (UpdateOrder { version: r.version.clone(), rollout: r.rollout }).to_json() {
         Ok(json) => {

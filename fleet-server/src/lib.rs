@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod proposal;
 pub mod releases;
+pub mod rollouts;
 pub mod run;
 pub mod store;
 pub mod trust;

@@ -14,7 +14,7 @@ use crate::config::FleetConfig;
 use crate::health::HealthSettings;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
-use crate::store::sqlite::{SqliteReleaseStore, SqliteTrustStore};
+use crate::store::sqlite::{SqliteReleaseStore, SqliteRolloutStore, SqliteTrustStore};
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::trust::enrol::Enroller;
 use crate::trust::routes::DeviceApiState;
@@ -174,6 +174,17 @@ pub async fn start_with_store(
         shutdown.clone(),
         &tracker,
     )?;
+    let rollouts: Arc<dyn crate::rollouts::RolloutStore> = {
+        let db = config.store.path.clone();
+        Arc::new(tokio::task::spawn_blocking(move || SqliteRolloutStore::open(&db)).await??)
+    };
+    let engine = crate::rollouts::task::Engine {
+        store: Arc::clone(&rollouts),
+        desired: desired.clone(),
+        tick: config.rollouts.tick,
+        offline_after: config.health.offline_after,
+    };
+    tracker.spawn(engine.run(shutdown.clone()));
     let max_limit = config.api.max_limit;
     let zone = config.dashboard.timezone;
     let trust_api = api::trust::TrustApi {
@@ -210,6 +221,7 @@ pub async fn start_with_store(
         zone,
         trust: trust_api,
         releases,
+        rollouts,
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {

@@ -181,6 +181,13 @@ fn endpoints() -> Vec<Endpoint> {
             Some(json!({"version": "1.0.0"})),
             404,
         ),
+        endpoint(M::GET, "/api/v1/rollouts", "/api/v1/rollouts", Viewer, None, 200),
+        // Nothing is published in this test: past the role check, a 404 (and rollout 1 does not exist).
+        endpoint(M::POST, "/api/v1/rollouts", "/api/v1/rollouts", Ops, Some(json!({"version": "1.0.0"})), 404),
+        endpoint(M::GET, "/api/v1/rollouts/{id}", "/api/v1/rollouts/1", Viewer, None, 404),
+        endpoint(M::POST, "/api/v1/rollouts/{id}/pause", "/api/v1/rollouts/1/pause", Ops, None, 404),
+        endpoint(M::POST, "/api/v1/rollouts/{id}/resume", "/api/v1/rollouts/1/resume", Ops, None, 404),
+        endpoint(M::POST, "/api/v1/rollouts/{id}/abort", "/api/v1/rollouts/1/abort", Ops, None, 404),
         // Last: kel-auth has no certificate, so there is nothing to revoke, and nothing breaks.
         endpoint(M::POST, "/api/v1/devices/{device}/revoke", "/api/v1/devices/kel-auth/revoke", Ops, None, 200),
     ]

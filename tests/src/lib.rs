@@ -17,6 +17,7 @@ pub mod mosquitto;
 pub mod process;
 pub mod proxy;
 pub mod pty;
+pub mod releases;
 pub mod system;
 
 pub use modbus::{Fault, ModbusSlave, RegisterMap};

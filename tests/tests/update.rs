@@ -9,54 +9,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use simpul_protocol::release::sha256_hex;
-use simpul_tests::mosquitto::free_port;
+use simpul_tests::releases::{CRASHING, ReleaseFleet, ReleaseOps, TARGET, agent_binary, run_ok};
 use simpul_tests::system::{Agent, AgentSpec, Consumer, Fleet, PATIENCE};
-use simpul_tests::workspace_bin;
 
-const TARGET: &str = "x86_64-unknown-linux-gnu";
 const DEVICE: &str = "kel-update";
 
 struct World {
     dir: tempfile::TempDir,
     fleet: Fleet,
     ops: String,
-    /// The key the box pins, and another the fleet also accepts.
-    pinned: String,
+    keys: ReleaseOps,
     broker: std::net::SocketAddr,
     enrolment: simpul_tests::system::Enrolment,
-}
-
-fn run_ok(out: std::io::Result<std::process::Output>, what: &str) -> String {
-    let out = out.unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// `simpul-fleet releases ARGS` in `dir` (the ops machine: no fleet needed).
-fn ops_cli(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(workspace_bin("simpul-fleet"))
-        .current_dir(dir)
-        .args(["--config", "/nonexistent/fleet.toml", "releases"])
-        .args(args)
-        .output();
-    run_ok(out, &format!("releases {args:?}"))
 }
 
 impl World {
     async fn start() -> World {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ops_dir = dir.path().join("ops");
-        std::fs::create_dir_all(&ops_dir).expect("mkdir");
-        let pinned = ops_cli(&ops_dir, &["keygen", "--out", "release.key"]);
-        let other = ops_cli(&ops_dir, &["keygen", "--out", "other.key"]);
-        let fleet_dir = dir.path().join("fleet");
-        std::fs::create_dir_all(&fleet_dir).expect("mkdir");
-        let broker = free_port().expect("port");
-        let extra = format!("[releases]\nkeys = [\"{pinned}\", \"{other}\"]\n");
-        let (fleet, enrolment) = Fleet::start_embedded_with(&fleet_dir, broker, &extra).await.expect("fleet");
-        let ops =
-            run_ok(fleet.cli(&["tokens", "create", "--offline", "--name", "ops", "--role", "ops"], None), "token");
-        World { dir, fleet, ops, pinned, broker, enrolment }
+        let ReleaseFleet { keys, fleet, enrolment, broker, ops } = ReleaseFleet::start(dir.path(), "").await;
+        World { dir, fleet, ops, keys, broker, enrolment }
     }
 
     /// Signs `bytes` as `version` with `key` (`release.key` or `other.key`) and publishes it.
@@ -66,12 +37,7 @@ impl World {
 
     /// [`World::publish`] for another target.
     fn publish_for(&self, target: &str, version: &str, bytes: &[u8], key: &str) {
-        let ops_dir = self.dir.path().join("ops");
-        let file = ops_dir.join(format!("simpul-agent-{version}"));
-        std::fs::write(&file, bytes).expect("write release");
-        let file = file.to_string_lossy().into_owned();
-        ops_cli(&ops_dir, &["sign", "--key", key, "--version", version, "--target", target, &file]);
-        run_ok(self.fleet.cli(&["releases", "publish", &file], Some(&self.ops)), "publish");
+        self.keys.publish(&self.fleet, &self.ops, target, version, bytes, key);
     }
 
     fn order(&self, version: &str) {
@@ -86,9 +52,8 @@ impl World {
         std::fs::write(&binary, agent_binary(self.dir.path())).expect("copy the agent");
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let extra = format!(
-            "[update]\nkeys = [\"{}\"]\ndir = \"{}\"\ntrial_timeout = \"60s\"\n[health]\nheartbeat_interval = \"1s\"\n",
-            self.pinned,
-            self.dir.path().join("update").display()
+            "{}[health]\nheartbeat_interval = \"1s\"\n",
+            self.keys.agent_section(&self.dir.path().join("update"))
         );
         let spec = AgentSpec {
             enrolment: Some(self.enrolment.clone()),
@@ -119,18 +84,6 @@ impl World {
     }
 }
 
-/// The workspace's agent without its debug symbols (a tenth of the size: releases are
-/// stripped too), made once in `dir`.
-fn agent_binary(dir: &Path) -> Vec<u8> {
-    let stripped = dir.join("simpul-agent.stripped");
-    if !stripped.exists() {
-        let out =
-            std::process::Command::new("strip").arg("-o").arg(&stripped).arg(workspace_bin("simpul-agent")).output();
-        run_ok(out, "strip (binutils)");
-    }
-    std::fs::read(&stripped).expect("the stripped agent")
-}
-
 /// Waits until the agent's log holds what `holds` looks for (fails after [`PATIENCE`]).
 async fn log_says(agent: &Agent, what: &str, holds: impl Fn(&str) -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -151,9 +104,7 @@ fn digest(path: &Path) -> String {
 
 /// The agent binary stamped with `version`.
 fn agent_release(w: &World, version: &str) -> Vec<u8> {
-    let mut bytes = agent_binary(w.dir.path());
-    simpul_agent::version::stamp(&mut bytes, version).expect("stamp");
-    bytes
+    simpul_tests::releases::agent_release(w.dir.path(), version)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +135,7 @@ async fn a_release_that_crashes_on_start_is_rolled_back_by_the_box_itself() {
     let mut consumer = Consumer::new(&w.fleet);
     consumer.wait_for(DEVICE, 5).await;
 
-    w.publish("9.1.0", b"#!/bin/sh\necho 'the bad release starts, and dies' >&2\nexit 3\n", "release.key");
+    w.publish("9.1.0", CRASHING, "release.key");
     w.order("9.1.0");
 
     let rolled = w.event("update_rolled_back", &agent).await;

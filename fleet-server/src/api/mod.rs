@@ -13,6 +13,7 @@ pub mod openapi;
 mod proposals;
 mod readings;
 pub mod releases;
+pub mod rollouts;
 mod series;
 mod tokens;
 pub mod trust;
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub trust: trust::TrustApi,
     /// Published releases (docs/design/updates.md).
     pub releases: releases::ReleasesApi,
+    /// Rollouts in waves (docs/design/updates.md).
+    pub rollouts: Arc<dyn crate::rollouts::RolloutStore>,
 }
 
 /// The API's routes.
@@ -73,6 +76,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/security-events", get(trust::security_events))
         .route("/api/v1/releases", get(releases::list))
         .route("/api/v1/devices/{device}/release", put(releases::set_device_release))
+        .route("/api/v1/rollouts", get(rollouts::list).post(rollouts::start))
+        .route("/api/v1/rollouts/{id}", get(rollouts::show))
+        .route("/api/v1/rollouts/{id}/pause", post(rollouts::pause))
+        .route("/api/v1/rollouts/{id}/resume", post(rollouts::resume))
+        .route("/api/v1/rollouts/{id}/abort", post(rollouts::abort))
         .route(
             "/api/v1/releases/{version}/{target}",
             put(releases::publish).layer(axum::extract::DefaultBodyLimit::max(releases::MAX_BINARY)),

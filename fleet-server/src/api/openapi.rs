@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::json::ReadingJson;
 use super::{
-    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, releases, series, tokens,
-    trust, users,
+    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, releases, rollouts, series,
+    tokens, trust, users,
 };
 
 /// An error: a 4xx or 5xx status and this body.
@@ -60,6 +60,12 @@ pub struct ReadingsPage<'a> {
         releases::list,
         releases::publish,
         releases::set_device_release,
+        rollouts::list,
+        rollouts::show,
+        rollouts::start,
+        rollouts::pause,
+        rollouts::resume,
+        rollouts::abort,
         serve,
     ),
     modifiers(&Security),

@@ -15,7 +15,6 @@ use simpul_protocol::release::SignedManifest;
 use super::{ApiError, ApiState};
 use crate::auth::Principal;
 use crate::releases::{ReleaseInfo, ReleaseStore};
-use crate::store::StoreError;
 
 pub use simpul_protocol::release::SIGNATURE_HEADER;
 
@@ -36,19 +35,11 @@ pub struct ReleasesJson {
     pub releases: Vec<ReleaseInfo>,
 }
 
-async fn blocking<T: Send + 'static>(
-    store: &Arc<dyn ReleaseStore>,
-    f: impl FnOnce(&dyn ReleaseStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = Arc::clone(store);
-    Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(|e| StoreError::Task(e.to_string()))??)
-}
-
 /// Every published release, newest first (never the bytes).
 #[utoipa::path(get, path = "/api/v1/releases", tag = "releases",
     responses((status = 200, description = "The releases", body = ReleasesJson)))]
 pub async fn list(State(state): State<ApiState>) -> Result<Json<ReleasesJson>, ApiError> {
-    let releases = blocking(&state.releases.store, |s| s.releases()).await?;
+    let releases = crate::store::blocking(&state.releases.store, |s| s.releases()).await?;
     Ok(Json(ReleasesJson { releases }))
 }
 
@@ -96,7 +87,8 @@ pub async fn publish(
         published_ms: at_ms,
         published_by: by.clone(),
     };
-    let added = blocking(&state.releases.store, move |s| s.add_release(&signed, &body, at_ms, &by)).await?;
+    let added =
+        crate::store::blocking(&state.releases.store, move |s| s.add_release(&signed, &body, at_ms, &by)).await?;
     if !added {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -143,7 +135,7 @@ pub async fn set_device_release(
     simpul_protocol::release::parse_version(&body.version).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let by = super::config::author(principal);
     let (d, v) = (device.clone(), body.version.clone());
-    let set = blocking(&state.releases.store, move |s| {
+    let set = crate::store::blocking(&state.releases.store, move |s| {
         if !s.has_version(&v)? {
             return Ok(false);
         }

@@ -10,7 +10,6 @@ use simpul_protocol::DeviceId;
 
 use super::{ApiError, ApiState};
 use crate::broker::{Disconnector, SecurityEvent};
-use crate::store::StoreError;
 use crate::trust::store::TrustStore;
 
 /// What the trust routes use.
@@ -31,14 +30,6 @@ pub struct RevokedJson {
     pub disconnected: bool,
 }
 
-async fn blocking<T: Send + 'static>(
-    store: &Arc<dyn TrustStore>,
-    f: impl FnOnce(&dyn TrustStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = Arc::clone(store);
-    Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(|e| StoreError::Task(e.to_string()))??)
-}
-
 /// Revokes every certificate of a device and closes its live session: it is refused at
 /// its next connect, and enrolling it again needs a new token.
 #[utoipa::path(post, path = "/api/v1/devices/{device}/revoke", tag = "trust",
@@ -51,7 +42,7 @@ pub async fn revoke(State(state): State<ApiState>, Path(device): Path<String>) -
     let device = DeviceId::new(device).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let d = device.clone();
     let now = crate::ingest::now_ms();
-    let revoked = blocking(&state.trust.store, move |s| s.revoke_device(&d, now)).await?;
+    let revoked = crate::store::blocking(&state.trust.store, move |s| s.revoke_device(&d, now)).await?;
     let disconnected = match &state.trust.disconnector {
         Some(d) => d.disconnect(device.as_str(), "certificate revoked").await,
         None => false,
@@ -85,6 +76,7 @@ pub async fn security_events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<SecurityEventsJson>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(state.max_limit);
-    let events = blocking(&state.trust.store, move |s| s.security_events(q.identity.as_deref(), limit)).await?;
+    let events =
+        crate::store::blocking(&state.trust.store, move |s| s.security_events(q.identity.as_deref(), limit)).await?;
     Ok(Json(SecurityEventsJson { events }))
 }

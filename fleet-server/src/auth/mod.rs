@@ -52,15 +52,7 @@ impl AuthState {
     }
 }
 
-/// Runs a blocking auth call (argon2, the database) on the blocking pool.
-pub async fn blocking<T, F>(store: &Arc<dyn AuthStore>, f: F) -> Result<T, StoreError>
-where
-    T: Send + 'static,
-    F: FnOnce(&dyn AuthStore) -> Result<T, StoreError> + Send + 'static,
-{
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(|e| StoreError::Task(e.to_string()))?
-}
+pub use crate::store::blocking;
 
 /// The wall clock in ms since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -56,6 +56,9 @@ pub struct FleetConfig {
     /// `[releases]`: the release keys publishing accepts (docs/design/updates.md).
     #[serde(default)]
     pub releases: crate::releases::ReleasesConfig,
+    /// `[rollouts]`: the rollout engine (docs/design/updates.md).
+    #[serde(default)]
+    pub rollouts: crate::rollouts::RolloutsConfig,
     #[serde(default)]
     pub log: LogConfig,
 }

@@ -256,11 +256,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn latest_desired(&self, device: Option<&DeviceId>) -> Result<Vec<ConfigVersion>, StoreError>;
 }
 
-/// Runs a blocking store call on the blocking pool.
-pub async fn blocking<T, F>(store: &std::sync::Arc<dyn Store>, f: F) -> Result<T, StoreError>
+/// Runs a blocking call on a store (the readings store, or a side store: auth, trust,
+/// releases, rollouts) on the blocking pool.
+pub async fn blocking<S, T, F>(store: &std::sync::Arc<S>, f: F) -> Result<T, StoreError>
 where
+    S: ?Sized + Send + Sync + 'static,
     T: Send + 'static,
-    F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    F: FnOnce(&S) -> Result<T, StoreError> + Send + 'static,
 {
     let store = std::sync::Arc::clone(store);
     tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(|e| StoreError::Task(e.to_string()))?

@@ -15,6 +15,7 @@ mod health;
 mod proposals;
 mod read;
 mod releases;
+mod rollouts;
 mod schema;
 mod series;
 mod trust;
@@ -35,6 +36,7 @@ use super::{
 
 pub use auth::SqliteAuthStore;
 pub use releases::SqliteReleaseStore;
+pub use rollouts::SqliteRolloutStore;
 pub use trust::SqliteTrustStore;
 
 /// How often the WAL is checkpointed into the database.

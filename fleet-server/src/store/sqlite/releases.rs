@@ -111,13 +111,7 @@ impl ReleaseStore for SqliteReleaseStore {
         at_ms: i64,
         by: &str,
     ) -> Result<(), StoreError> {
-        let rollout = rollout.map(|r| i64::try_from(r).unwrap_or(i64::MAX));
-        self.conn().execute(
-            "INSERT INTO device_releases (device, version, rollout, set_ms, set_by) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (device) DO UPDATE SET version = ?2, rollout = ?3, set_ms = ?4, set_by = ?5",
-            params![device.as_str(), version, rollout, at_ms, by],
-        )?;
-        Ok(())
+        upsert_device_release(&self.conn(), device, version, rollout, at_ms, by)
     }
 
     fn device_releases(&self, device: Option<&DeviceId>) -> Result<Vec<DeviceRelease>, StoreError> {
@@ -138,4 +132,22 @@ impl ReleaseStore for SqliteReleaseStore {
             })
             .collect())
     }
+}
+
+/// Sets the release `device` should run (`rollout`: the rollout that asked, if any).
+pub(super) fn upsert_device_release(
+    conn: &Connection,
+    device: &DeviceId,
+    version: &str,
+    rollout: Option<u64>,
+    at_ms: i64,
+    by: &str,
+) -> Result<(), StoreError> {
+    let rollout = rollout.map(|r| i64::try_from(r).unwrap_or(i64::MAX));
+    conn.prepare_cached(
+        "INSERT INTO device_releases (device, version, rollout, set_ms, set_by) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (device) DO UPDATE SET version = ?2, rollout = ?3, set_ms = ?4, set_by = ?5",
+    )?
+    .execute(params![device.as_str(), version, rollout, at_ms, by])?;
+    Ok(())
 }

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 const V1: &str = "
 CREATE TABLE devices (
@@ -282,6 +282,35 @@ CREATE TABLE device_releases (
 );
 ";
 
+/// Rollouts in waves and where each of their devices is (docs/design/updates.md).
+const V6_TO_V7: &str = "
+CREATE TABLE rollouts (
+    id                INTEGER PRIMARY KEY,
+    -- The spec as asked for (JSON: version, group, canary, waves, gate, ...).
+    spec              TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    reason            TEXT,
+    -- The wave open now (0: the canaries).
+    wave              INTEGER NOT NULL DEFAULT 0,
+    accepted_failures INTEGER NOT NULL DEFAULT 0,
+    created_ms        INTEGER NOT NULL,
+    created_by        TEXT NOT NULL,
+    updated_ms        INTEGER NOT NULL
+);
+CREATE INDEX rollouts_state ON rollouts(state);
+CREATE TABLE rollout_devices (
+    rollout    INTEGER NOT NULL REFERENCES rollouts(id),
+    device     TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    wave       INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    since_ms   INTEGER NOT NULL,
+    ordered_ms INTEGER,
+    detail     TEXT,
+    PRIMARY KEY (rollout, device)
+);
+";
+
 /// Creates or checks the schema.
 pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -309,6 +338,9 @@ pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     }
     if found < 6 {
         tx.execute_batch(V5_TO_V6)?;
+    }
+    if found < 7 {
+        tx.execute_batch(V6_TO_V7)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
