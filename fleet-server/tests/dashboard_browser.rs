@@ -149,12 +149,12 @@ fn per_minute(readings: &[Reading]) -> BTreeMap<i64, (u64, f64, f64, f64)> {
     m
 }
 
-fn write_config(dir: &Path) -> PathBuf {
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("fleet.toml");
     let text = format!(
         "[broker]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"{}\"\ncommit_interval = \"20ms\"\n\n\
          [api]\nlisten = \"127.0.0.1:0\"\n\n[health]\noffline_after = \"3s\"\n\n\
-         [alerts]\nlevel_thresholds = {{ \"{DEVICE}/sungai\" = 100.0 }}\n\n[dashboard]\ntimezone = \"WITA\"\n",
+         [alerts]\nlevel_thresholds = {{ \"{DEVICE}/sungai\" = 100.0 }}\n\n[dashboard]\ntimezone = \"WITA\"\n{extra}",
         dir.join("fleet.db").display()
     );
     std::fs::write(&path, text).unwrap();
@@ -239,7 +239,7 @@ async fn an_operator_logs_in_sees_a_device_go_offline_and_back_its_chart_shows_t
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config_path = write_config(dir.path());
+    let config_path = write_config(dir.path(), "");
     add_user_offline(&config_path);
     let config = simpul_fleet::config::load(&config_path).unwrap();
     let shutdown = CancellationToken::new();
@@ -328,6 +328,105 @@ async fn an_operator_logs_in_sees_a_device_go_offline_and_back_its_chart_shows_t
     let desired = wait_for(&c, "#config pre.toml").await.text().await.unwrap();
     assert!(desired.contains("[sensors.usb1]"), "the desired config shows the sensor: {desired}");
     screenshot(&c, "proposal-accepted").await;
+
+    c.close().await.unwrap();
+    device.die();
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, fleet.wait()).await.expect("the fleet stops");
+}
+
+/// Logs in as olga (the page in English).
+async fn log_in(c: &Client, base: &str) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_for(c, "#username").await.send_keys("olga").await.unwrap();
+    wait_for(c, "#password").await.send_keys(PASSWORD).await.unwrap();
+    wait_for(c, "#login-submit").await.click().await.unwrap();
+    wait_for(c, "#fleet-table").await;
+}
+
+/// The count the rollout card shows for `column` in `wave`.
+async fn wave_count(c: &Client, wave: u32, column: &str) -> String {
+    wait_for(c, &format!("section.rollout tr[data-wave=\"{wave}\"] td[data-count=\"{column}\"]"))
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_follows_a_rollout_per_wave_and_pauses_resumes_and_aborts_it_in_the_browser() {
+    let Some(chromedriver) = installed(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]) else {
+        eprintln!(
+            "SKIPPED: chromedriver is not installed (apt-get install chromium chromium-driver; scripts/test does)"
+        );
+        return;
+    };
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let extra = format!(
+        "\n[releases]\nkeys = [\"{}\"]\n\n[rollouts]\ntick = \"100ms\"\n",
+        hex::encode(key.verifying_key().as_bytes())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_config(dir.path(), &extra);
+    add_user_offline(&config_path);
+    let config = simpul_fleet::config::load(&config_path).unwrap();
+    let shutdown = CancellationToken::new();
+    let fleet = simpul_fleet::start(config, shutdown.clone()).await.unwrap();
+    tokio::time::timeout(WAIT, fleet.ingest_ready.cancelled()).await.expect("fleet subscribed");
+    let base = format!("http://{}", fleet.api_addr);
+    let device = Device::connect(fleet.broker_addr.expect("the embedded broker"), 50.0).await;
+
+    // Ops publish a release and start a rollout to the one box, over the API.
+    let store = simpul_fleet::store::sqlite::SqliteAuthStore::open(&dir.path().join("fleet.db")).unwrap();
+    let now = simpul_fleet::auth::now_ms();
+    let ops = simpul_fleet::auth::ops::create_token(&store, "tests", simpul_fleet::auth::Role::Ops, now).unwrap().token;
+    let http = reqwest::Client::new();
+    let binary = b"\x7fELF the agent 1.0.0".to_vec();
+    let target = "aarch64-unknown-linux-gnu";
+    let signed = simpul_fleet::protocol::release::Manifest::of(&binary, "1.0.0", target).unwrap().sign(&key);
+    let published = http
+        .put(format!("{base}/api/v1/releases/1.0.0/{target}"))
+        .bearer_auth(&ops)
+        .header("simpul-release-signature", serde_json::to_string(&signed).unwrap())
+        .body(binary)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status().as_u16(), 201);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let started = loop {
+        let spec = serde_json::json!({"version": "1.0.0", "canary": 1, "waves": [100]});
+        let resp = http.post(format!("{base}/api/v1/rollouts")).bearer_auth(&ops).json(&spec).send().await.unwrap();
+        // 409 until the box's first heartbeat is stored.
+        if resp.status().as_u16() == 201 || tokio::time::Instant::now() > deadline {
+            break resp.status().as_u16();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(started, 201);
+
+    let (_driver, c) = browser(&chromedriver).await;
+    log_in(&c, &base).await;
+    wait_for(&c, "#nav-rollouts").await.click().await.unwrap();
+    wait_for(&c, "section.rollout[data-state=\"running\"]").await;
+    assert_eq!(wave_count(&c, 0, "ordered").await, "1", "the canary is ordered");
+    let title = wait_for(&c, "section.rollout h2").await.text().await.unwrap();
+    assert!(title.contains("1.0.0") && title.contains("running"), "{title}");
+    screenshot(&c, "rollout-running").await;
+
+    wait_for(&c, "section.rollout button.pause").await.click().await.unwrap();
+    let reason = wait_for(&c, "section.rollout[data-state=\"paused\"] p.reason").await.text().await.unwrap();
+    assert!(reason.contains("paused by olga"), "{reason}");
+    wait_for(&c, "section.rollout button.resume").await.click().await.unwrap();
+    wait_for(&c, "section.rollout[data-state=\"running\"]").await;
+
+    // Abort asks once more.
+    wait_for(&c, "section.rollout button.abort").await.click().await.unwrap();
+    wait_for(&c, "section.rollout button.abort.armed").await.click().await.unwrap();
+    wait_for(&c, "section.rollout[data-state=\"aborted\"]").await;
+    assert_eq!(wave_count(&c, 0, "withdrawn").await, "1", "the canary's order was taken back");
+    assert!(c.find(Locator::Css("section.rollout .actions")).await.is_err(), "nothing more to do on an aborted one");
+    screenshot(&c, "rollout-aborted").await;
 
     c.close().await.unwrap();
     device.die();

@@ -24,6 +24,11 @@ const ASSETS: &[Asset] = &[
     Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("assets/app.js") },
     Asset { name: "i18n.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("assets/i18n.js") },
     Asset {
+        name: "rollouts.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/rollouts.js"),
+    },
+    Asset {
         name: "chart.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("assets/chart.js"),

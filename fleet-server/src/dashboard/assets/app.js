@@ -1,4 +1,4 @@
-// The ops dashboard: one page, hash routes (#/login, #/, #/device/{id}). Data from the
+// The ops dashboard: one page, hash routes (#/login, #/, #/device/{id}, #/rollouts). Data from the
 // fleet API with the session cookie; no framework, no build step (docs/design/dashboard.md).
 "use strict";
 
@@ -333,6 +333,7 @@ function route() {
   const hash = location.hash || "#/";
   const m = hash.match(/^#\/device\/(.+)$/);
   if (hash.startsWith("#/login")) showLogin();
+  else if (hash.startsWith("#/rollouts")) showRollouts();
   else if (m) showDevice(decodeURIComponent(m[1]));
   else showFleet();
 }
@@ -342,6 +343,7 @@ function labels() {
   const sw = document.getElementById("lang-switch");
   sw.textContent = t("lang.switch");
   document.getElementById("logout").textContent = t("nav.logout");
+  document.getElementById("nav-rollouts").textContent = t("ro.nav");
 }
 
 function tick() {
