@@ -113,9 +113,8 @@ impl ReleaseFleet {
         let keys = ReleaseOps::new(&dir.join("ops"));
         let fleet_dir = dir.join("fleet");
         std::fs::create_dir_all(&fleet_dir).expect("mkdir");
-        let broker = crate::mosquitto::free_port().expect("port");
         let section = format!("{}{extra}", keys.fleet_section());
-        let (fleet, enrolment) = Fleet::start_embedded_with(&fleet_dir, broker, &section).await.expect("fleet");
+        let (fleet, enrolment, broker) = Fleet::start_embedded_fresh(&fleet_dir, &section).await.expect("fleet");
         let ops =
             run_ok(fleet.cli(&["tokens", "create", "--offline", "--name", "ops", "--role", "ops"], None), "token");
         ReleaseFleet { keys, fleet, enrolment, broker, ops }

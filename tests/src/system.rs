@@ -37,6 +37,28 @@ impl Fleet {
         Self::start_embedded_with(dir, broker, "").await
     }
 
+    /// [`Fleet::start_embedded_with`] on ports it picks itself, picking again (up to three
+    /// times) when another process took one of them between the pick and the fleet's bind
+    /// (ports come from `127.0.0.1:0`, which other tests' outgoing connections share);
+    /// also returns where devices reach the broker.
+    pub async fn start_embedded_fresh(
+        dir: &Path,
+        trust_extra: &str,
+    ) -> std::io::Result<(Fleet, Enrolment, SocketAddr)> {
+        let mut attempt = 0;
+        loop {
+            let broker = free_port()?;
+            match Self::start_embedded_with(dir, broker, trust_extra).await {
+                Ok((fleet, enrolment)) => return Ok((fleet, enrolment, broker)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < 2 => {
+                    eprintln!("a port was taken before the fleet bound it; new ports: {e}");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// [`Fleet::start_embedded`] with more `[trust]` lines (`device_cert_validity = "1h"`).
     pub async fn start_embedded_with(
         dir: &Path,
@@ -49,9 +71,10 @@ impl Fleet {
             "[broker]\nlisten = \"{plain}\"\ntls_listen = \"{broker}\"\n[trust]\ndir = \"{}\"\nlisten = \"{device_listener}\"\n{trust_extra}",
             trust.display()
         );
-        let fleet = Self::start_with(dir, &section).await?;
-        wait_until_accepting(broker, PATIENCE).await?;
-        wait_until_accepting(device_listener, PATIENCE).await?;
+        let mut fleet = Self::start_with(dir, &section).await?;
+        let log = dir.join("fleet.log");
+        listening(&mut fleet.child, broker, &log).await?;
+        listening(&mut fleet.child, device_listener, &log).await?;
         let enrolment = Enrolment {
             fleet_url: format!("https://{device_listener}"),
             ca: std::fs::read_to_string(trust.join("ca.pem"))?,
@@ -69,8 +92,8 @@ impl Fleet {
         );
         std::fs::write(&config, text)?;
         let token = platform_token(&config)?;
-        let child = spawn("simpul-fleet", &config, &dir.join("fleet.log"))?;
-        wait_until_accepting(api, PATIENCE).await?;
+        let mut child = spawn("simpul-fleet", &config, &dir.join("fleet.log"))?;
+        listening(&mut child, api, &dir.join("fleet.log")).await?;
         Ok(Fleet { api, token, config, child })
     }
 
@@ -101,6 +124,30 @@ impl Fleet {
         let dir = self.config.parent().unwrap_or(Path::new("."));
         self.child = spawn("simpul-fleet", &self.config, &dir.join("fleet.log"))?;
         wait_until_accepting(self.api, PATIENCE).await
+    }
+}
+
+/// Waits until `addr` accepts, failing at once, with the end of the log, if `child`
+/// exits first (`AddrInUse` when it could not bind a port).
+async fn listening(child: &mut ChildGuard, addr: SocketAddr, log: &Path) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.child().and_then(|c| c.try_wait().ok().flatten()) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: String = text.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+            let kind = if text.contains("in use") { std::io::ErrorKind::AddrInUse } else { std::io::ErrorKind::Other };
+            return Err(std::io::Error::new(
+                kind,
+                format!("the process exited ({status}) before {addr} accepted:\n{tail}"),
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return wait_until_accepting(addr, Duration::ZERO).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
