@@ -86,16 +86,13 @@ pub async fn start(
         ApiError(status, refused.to_string())
     })?;
     tracing::info!(rollout = changed.rollout.id, version = %changed.rollout.spec.version, canaries = changed.devices.len(), "rollout started");
-    Ok((StatusCode::CREATED, Json(published(&state, changed).await?)))
+    Ok((StatusCode::CREATED, Json(published(&state, changed))))
 }
 
 /// Publishes the orders a change made and answers with the rollout.
-async fn published(state: &ApiState, changed: Changed) -> Result<RolloutJson, ApiError> {
+fn published(state: &ApiState, changed: Changed) -> RolloutJson {
     state.desired.changed(changed.devices);
-    let id = changed.rollout.id;
-    let devices =
-        crate::store::blocking(&state.rollouts, move |s| s.rollout(id)).await?.map(|(_, d)| d).unwrap_or_default();
-    Ok(RolloutJson { rollout: changed.rollout, progress: WaveProgress::of(&devices), devices: None })
+    RolloutJson { rollout: changed.rollout, progress: changed.progress, devices: None }
 }
 
 async fn control(
@@ -114,7 +111,7 @@ async fn control(
         };
         ApiError(status, refused.to_string())
     })?;
-    Ok(Json(published(&state, changed).await?))
+    Ok(Json(published(&state, changed)))
 }
 
 /// Pauses a running rollout: no new wave opens; devices ordered keep their order.

@@ -11,7 +11,7 @@ use reqwest::Method;
 use super::client::{ApiArgs, Client, Failure, print_json};
 use super::table::{cell, items, render};
 use crate::exit;
-use crate::rollouts::RolloutSpec;
+use crate::rollouts::{DeviceState, RolloutSpec};
 
 #[derive(Debug, Subcommand)]
 pub enum RolloutsCmd {
@@ -96,14 +96,14 @@ fn total(v: &serde_json::Value, key: &str) -> u64 {
 
 /// One line: `rollout 3 of 1.4.0: running, wave 1; 20 devices: 2 succeeded, ...`.
 fn summary(v: &serde_json::Value) -> String {
-    let counts: Vec<String> =
-        ["pending", "ordered", "updated", "succeeded", "failed", "rolled_back", "unreachable", "withdrawn"]
-            .iter()
-            .filter_map(|k| {
-                let n = total(v, k);
-                (n > 0).then(|| format!("{n} {}", k.replace('_', " ")))
-            })
-            .collect();
+    let counts: Vec<String> = DeviceState::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .filter_map(|k| {
+            let n = total(v, k);
+            (n > 0).then(|| format!("{n} {}", k.replace('_', " ")))
+        })
+        .collect();
     let reason = v["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
     format!(
         "rollout {} of {}: {}{reason}, wave {}; {} devices: {}",

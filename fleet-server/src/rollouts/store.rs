@@ -41,10 +41,12 @@ pub enum ControlRefused {
     Wrong { id: u64, state: &'static str },
 }
 
-/// A rollout started or changed, and the devices whose update order changed (to publish).
+/// A rollout started or changed, its progress after the change, and the devices whose
+/// update order changed (to publish).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Changed {
     pub rollout: Rollout,
+    pub progress: Vec<WaveProgress>,
     pub devices: Vec<DeviceId>,
 }
 

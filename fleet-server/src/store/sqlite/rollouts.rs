@@ -218,7 +218,7 @@ fn advance_in(
     if r.state != rollout.state {
         tracing::info!(rollout = id, state = r.state.as_str(), reason = ?r.reason, "rollout state changed");
     }
-    Ok(Some(Changed { rollout: r, devices: ordered }))
+    Ok(Some(Changed { rollout: r, progress: WaveProgress::of(&ds), devices: ordered }))
 }
 
 /// The devices a rollout of `spec` goes to.
@@ -366,6 +366,6 @@ impl RolloutStore for SqliteRolloutStore {
         }
         tx.commit()?;
         tracing::info!(rollout = id, state = r.state.as_str(), %by, "rollout {}", r.state.as_str());
-        Ok(Ok(Changed { rollout: r, devices: withdrawn }))
+        Ok(Ok(Changed { rollout: r, progress: WaveProgress::of(&ds), devices: withdrawn }))
     }
 }
