@@ -205,17 +205,54 @@ pub struct SensorHealth {
     pub error: Option<String>,
 }
 
-/// One camera's health in a [`Heartbeat`] (cameras come with the camera issue).
+/// One camera's health in a [`Heartbeat`] (docs/design/cameras.md).
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CameraHealth {
+    /// What the agent found at its last look at the camera.
+    #[serde(default)]
+    pub state: CameraState,
     /// Reachable on the office LAN at its last check.
     pub reachable: bool,
-    /// Viewers the relay is serving now.
+    /// Streams the relay is pulling from the camera now (0 or 1: the fleet fans out).
     #[serde(default)]
     pub viewers: u32,
+    /// The codec and size it sends (`h264 1920x1080`), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<String>,
     /// The last error, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A camera's state as the agent sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    /// It answered with a stream the relay can pass on.
+    Ok,
+    /// It refused the configured user name and password.
+    Unauthorized,
+    /// Nothing answered at its address, or it broke off.
+    Unreachable,
+    /// It answered, but with no H.264 or H.265 video.
+    Unsupported,
+    /// Not looked at yet, or a state this build does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl CameraState {
+    /// The state's name as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Ok => "ok",
+            CameraState::Unauthorized => "unauthorized",
+            CameraState::Unreachable => "unreachable",
+            CameraState::Unsupported => "unsupported",
+            CameraState::Unknown => "unknown",
+        }
+    }
 }
 
 /// A sensor driver's state.

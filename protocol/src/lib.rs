@@ -4,11 +4,13 @@
 //! - [`reading`]: a sensor reading and the time it was taken.
 //! - [`batch`]: the compact binary encoding of a batch of readings (the hot path).
 //! - [`control`]: the control-plane messages (ack watermark, heartbeat, config, events).
+//! - [`camera`]: the camera tunnel between an agent and the fleet.
 //!
 //! Protocol version: [`PROTOCOL_VERSION`] names the topic tree (`v1`); the batch
 //! encoding carries its own format byte so that a newer fleet still reads older agents.
 
 pub mod batch;
+pub mod camera;
 pub mod control;
 pub mod enrol;
 pub mod reading;
