@@ -5,6 +5,7 @@
 //! acknowledges it. See ARCHITECTURE.md and docs/design/.
 
 pub mod buffer;
+pub mod camera;
 pub mod cli;
 pub mod clock;
 pub mod config;

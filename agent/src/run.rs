@@ -150,13 +150,15 @@ pub async fn run_with(
         crate::status_page::spawn(listen, page, shutdown.clone()).await;
     }
 
+    let cameras = crate::camera::CameraStates::new(config.cameras.keys());
+    let camera_tasks = crate::camera::spawn(&config, cameras.clone(), &shutdown);
     let health = crate::health::spawn(
         &config.health,
         &config.buffer.path,
         live.clone(),
         uplink.as_ref(),
         health_clock,
-        std::time::Instant::now(),
+        cameras,
         shutdown.clone(),
     )
     .await;
@@ -211,7 +213,7 @@ pub async fn run_with(
         // It stops at shutdown (or has finished); an enrolment cut short resumes next start.
         let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
     }
-    for task in [renewing, updating].into_iter().flatten() {
+    for task in [renewing, updating].into_iter().flatten().chain(camera_tasks) {
         let _ = tokio::time::timeout(STOP_TIMEOUT, task).await;
     }
     let summary = writer.await??;

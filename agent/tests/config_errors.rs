@@ -151,3 +151,31 @@ fn a_missing_main_file_is_a_read_error_naming_it() {
     assert!(matches!(e, ConfigError::Read { .. }));
     assert!(e.to_string().contains("/nonexistent/simpul/agent.toml"));
 }
+
+#[test]
+fn a_camera_url_holding_credentials_is_refused_so_the_password_never_reaches_a_log() {
+    let text = "[cameras.gate]\nurl = \"rtsp://admin:rahasia@192.168.1.64/stream1\"\n";
+    let p = problems(config::load_str("cameras.toml", text).expect_err("credentials in the URL refused"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("cameras.toml:2: cameras.gate.url: must not hold credentials"), "{p:?}");
+    assert!(!p[0].contains("rahasia"), "the problem repeats the password: {p:?}");
+}
+
+#[test]
+fn camera_mistakes_name_the_key() {
+    let text = "[cameras.Gate]\nurl = \"http://192.168.1.64/\"\npassword = \"x\"\n";
+    let p = problems(config::load_str("cameras.toml", text).expect_err("refused"));
+    assert!(p.iter().any(|m| m.contains("cameras.Gate: a camera id is")), "{p:?}");
+    assert!(p.iter().any(|m| m.contains("cameras.Gate.url: must be an rtsp:// address")), "{p:?}");
+    assert!(p.iter().any(|m| m.contains("cameras.Gate.username: a password needs a username")), "{p:?}");
+}
+
+#[test]
+fn a_camera_password_is_printed_and_debugged_as_hidden() {
+    let text = "[cameras.gate]\nurl = \"rtsp://192.168.1.64/stream1\"\nusername = \"admin\"\npassword = \"rahasia\"\n";
+    let c = config::load_str("cameras.toml", text).expect("a good camera");
+    assert_eq!(c.cameras["gate"].password.as_ref().map(|p| p.expose()), Some("rahasia"));
+    let printed = toml::to_string(&c).expect("prints");
+    assert!(printed.contains("password = \"(hidden)\"") && !printed.contains("rahasia"), "{printed}");
+    assert!(!format!("{c:?}").contains("rahasia"));
+}

@@ -51,6 +51,7 @@ async fn collector(dir: &Path, shutdown: &CancellationToken) -> Arc<Collector> {
         system: SystemReader::new(&health, &path),
         clock,
         started: Instant::now(),
+        cameras: Default::default(),
     }))
 }
 

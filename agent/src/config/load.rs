@@ -126,7 +126,11 @@ struct RawConfig {
     #[serde(default)]
     update: super::UpdateConfig,
     #[serde(default)]
+    camera_relay: super::CameraRelayConfig,
+    #[serde(default)]
     sensors: BTreeMap<String, Table>,
+    #[serde(default)]
+    cameras: BTreeMap<String, super::CameraConfig>,
 }
 
 fn load_texts(texts: &[(PathBuf, String)]) -> Result<AgentConfig, ConfigError> {
@@ -162,7 +166,9 @@ fn load_texts(texts: &[(PathBuf, String)]) -> Result<AgentConfig, ConfigError> {
         probe: raw.probe,
         trust: raw.trust,
         update: raw.update,
+        camera_relay: raw.camera_relay,
         sensors,
+        cameras: raw.cameras,
     };
     problems.extend(validate::check(&config, &prov));
     if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }

@@ -4,6 +4,7 @@
 //! file and line of any mistake; the commented default is [`DEFAULT_CONFIG`].
 //! Every field and its default is listed in docs/ref/agent-config.md.
 
+mod camera;
 mod error;
 mod health;
 mod load;
@@ -24,6 +25,7 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 use simpul_protocol::DeviceId;
 
+pub use camera::{CameraConfig, CameraRelayConfig, Secret};
 pub use error::{ConfigError, Problem};
 pub use health::HealthConfig;
 pub use load::{ConfigSource, drop_in_dir, load, load_str, load_with_drop_in};
@@ -53,8 +55,11 @@ pub struct AgentConfig {
     pub probe: ProbeConfig,
     pub trust: TrustConfig,
     pub update: UpdateConfig,
+    pub camera_relay: CameraRelayConfig,
     /// Sensors by id (the key of `[sensors.<id>]`).
     pub sensors: BTreeMap<String, SensorConfig>,
+    /// Cameras by id (the key of `[cameras.<id>]`).
+    pub cameras: BTreeMap<String, CameraConfig>,
 }
 
 /// `[device]`: who this box is.

@@ -53,6 +53,17 @@ pub fn check(c: &AgentConfig, prov: &Provenance) -> Vec<Problem> {
         v.sensor(s, &at);
     }
     v.shared_ports(c);
+    let relay = root.key("camera_relay");
+    let r = &c.camera_relay;
+    v.ensure(r.probe_interval >= Duration::from_secs(1), &relay.key("probe_interval"), "must be at least 1s");
+    v.ensure(r.connect_timeout >= Duration::from_secs(1), &relay.key("connect_timeout"), "must be at least 1s");
+    v.ensure(r.reconnect_min > Duration::ZERO, &relay.key("reconnect_min"), "must be more than 0s");
+    v.ensure(r.reconnect_min <= r.reconnect_max, &relay.key("reconnect_max"), "must not be shorter than reconnect_min");
+    for (id, cam) in &c.cameras {
+        let at = root.key("cameras").key(id);
+        v.ensure(valid_sensor_id(id), &at, "a camera id is 1-32 of a-z, 0-9, '-' and '_'");
+        v.camera(cam, &at);
+    }
     v.problems
 }
 
@@ -98,6 +109,24 @@ impl Checker<'_> {
             &at.key("reconnect_max"),
             "must not be shorter than reconnect_min",
         );
+    }
+
+    fn camera(&mut self, cam: &super::CameraConfig, at: &KeyPath) {
+        match url::Url::parse(&cam.url) {
+            Err(e) => self.problem(&at.key("url"), format!("not an address: {e}")),
+            Ok(u) if u.scheme() != "rtsp" => {
+                self.problem(&at.key("url"), "must be an rtsp:// address, such as \"rtsp://192.168.1.64:554/stream1\"")
+            }
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => self.problem(
+                &at.key("url"),
+                "must not hold credentials: put them in username and password, which are never printed",
+            ),
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => self.problem(&at.key("url"), "names no host"),
+            Ok(_) => {}
+        }
+        if cam.password.is_some() && cam.username.is_none() {
+            self.problem(&at.key("username"), "a password needs a username");
+        }
     }
 
     fn sensor(&mut self, s: &SensorConfig, at: &KeyPath) {

@@ -34,6 +34,8 @@ pub struct Sources {
     pub clock: Arc<dyn Clock>,
     /// When the agent started.
     pub started: Instant,
+    /// The cameras' states.
+    pub cameras: crate::camera::CameraStates,
 }
 
 /// Everything one collection saw: the heartbeat and the raw counters behind it.
@@ -60,6 +62,7 @@ pub struct Collector {
     system: SystemReader,
     clock: Arc<dyn Clock>,
     started: Instant,
+    cameras: crate::camera::CameraStates,
     baseline: Mutex<Baseline>,
     /// The desired-config version running, set by the remote config.
     config_version: Mutex<Option<u64>>,
@@ -87,6 +90,7 @@ impl Collector {
             system: sources.system,
             clock: sources.clock,
             started: sources.started,
+            cameras: sources.cameras,
             baseline: Mutex::new(Baseline::default()),
             config_version: Mutex::new(None),
         }
@@ -150,7 +154,7 @@ impl Collector {
             buffer_depth: buffer.as_ref().map(|b| b.readings),
             oldest_unsent_age_s: buffer.as_ref().and_then(|b| oldest_age_s(b, now)),
             sensors: sensor_health,
-            cameras: BTreeMap::new(),
+            cameras: self.cameras.snapshot(),
         };
         View { heartbeat, sensors: snaps, uplink }
     }
@@ -220,6 +224,7 @@ mod tests {
             system: SystemReader::new(&config(dir), &dir.join("buffer.db")),
             clock: Arc::new(ManualClock::new(1_800_000_000_000, true)),
             started: Instant::now(),
+            cameras: Default::default(),
         })
     }
 

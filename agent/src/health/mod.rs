@@ -68,9 +68,10 @@ pub async fn spawn(
     sensors: LiveSensors,
     uplink: Option<&UplinkHandle>,
     clock: Arc<dyn Clock>,
-    started: Instant,
+    cameras: crate::camera::CameraStates,
     shutdown: CancellationToken,
 ) -> HealthHandle {
+    let started = Instant::now();
     let path = buffer_path.to_owned();
     let buffer = match tokio::task::spawn_blocking(move || Buffer::open_read_only(&path)).await {
         Ok(Ok(b)) => Some(b),
@@ -90,6 +91,7 @@ pub async fn spawn(
         system: SystemReader::new(config, buffer_path),
         clock,
         started,
+        cameras,
     }));
     let mut tasks = Vec::new();
     if let Some(u) = uplink {
