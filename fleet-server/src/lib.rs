@@ -10,6 +10,8 @@
 //! - [`health`]: online/offline and alerts (docs/design/fleet-health.md); [`metrics`]: `GET /metrics`.
 //! - [`config_merge`], [`config_publisher`]: desired device config, merged and sent retained
 //!   (docs/design/fleet-config-distribution.md).
+//! - [`cameras`]: the camera relay: tunnels from the boxes, fan-out, RTSP for viewers,
+//!   snapshots (docs/design/cameras.md).
 //! - [`config`], [`cli`], [`run`]: `run(config, shutdown)` and the thin binary around it.
 //!
 //! The design is in docs/design/fleet-ingest.md.
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod broker;
+pub mod cameras;
 pub mod cli;
 pub mod config;
 pub mod config_merge;

@@ -65,6 +65,8 @@ pub struct Running {
     pub broker_addr: Option<SocketAddr>,
     /// Where the embedded broker's mutual-TLS listener for devices is, when there is one.
     pub broker_tls_addr: Option<SocketAddr>,
+    /// Where viewers connect over RTSP, when `[cameras] rtsp_listen` is set.
+    pub rtsp_addr: Option<SocketAddr>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     broker: Option<(BrokerHandle, CancellationToken)>,
@@ -198,6 +200,22 @@ pub async fn start_with_store(
         disconnector: broker.as_ref().map(|(h, _)| h.disconnector()),
     };
     let releases = api::releases::ReleasesApi { store: Arc::clone(&release_store), keys: config.releases.keys.clone() };
+    let tunnels = crate::cameras::Tunnels::default();
+    let cam = &config.cameras;
+    let relays = crate::cameras::Relays::new(tunnels.clone(), cam.linger, cam.open_timeout);
+    let rtsp_addr = match cam.rtsp_listen {
+        Some(listen) => Some(
+            crate::cameras::rtsp::spawn(listen, relays.clone(), Arc::clone(&auth.store), shutdown.clone(), &tracker)
+                .await
+                .map_err(|source| RunError::Listen { addr: listen, source })?,
+        ),
+        None => None,
+    };
+    let cameras = api::cameras::CamerasApi {
+        snapshots: crate::cameras::Snapshots::new(relays.clone(), cam.ffmpeg.clone(), cam.snapshot_max_age),
+        relays,
+        rtsp: rtsp_addr,
+    };
     let device_addr = match (config.trust.listen, trust) {
         (Some(listen), Some((server, trust_store))) => {
             let parts = DeviceListener {
@@ -206,6 +224,7 @@ pub async fn start_with_store(
                 store: Arc::clone(&store),
                 desired: desired.clone(),
                 releases: Arc::clone(&release_store),
+                tunnels,
             };
             Some(start_device_listener(&config, listen, parts, &shutdown, &tracker).await?)
         }
@@ -222,6 +241,7 @@ pub async fn start_with_store(
         trust: trust_api,
         releases,
         rollouts,
+        cameras,
     });
     let stop = shutdown.clone();
     tracker.spawn(async move {
@@ -232,7 +252,18 @@ pub async fn start_with_store(
     });
     tracker.close();
     tracing::info!(api = %api_addr, "simpul-fleet running");
-    Ok(Running { api_addr, device_addr, store, ingest_ready, broker_addr, broker_tls_addr, tracker, shutdown, broker })
+    Ok(Running {
+        api_addr,
+        device_addr,
+        store,
+        ingest_ready,
+        broker_addr,
+        broker_tls_addr,
+        rtsp_addr,
+        tracker,
+        shutdown,
+        broker,
+    })
 }
 
 /// The CA with a fresh server certificate, and the trust tables.
@@ -279,6 +310,7 @@ struct DeviceListener {
     store: Arc<dyn Store>,
     desired: crate::config_publisher::ConfigPublisher,
     releases: Arc<dyn crate::releases::ReleaseStore>,
+    tunnels: crate::cameras::Tunnels,
 }
 
 /// The HTTPS device listener where boxes enrol, renew and download releases.
@@ -289,7 +321,7 @@ async fn start_device_listener(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<SocketAddr, RunError> {
-    let DeviceListener { server, trust_store, store, desired, releases } = parts;
+    let DeviceListener { server, trust_store, store, desired, releases, tunnels } = parts;
     let tls = crate::trust::listener::server_config(&server.chain, &server.key, server.ca.cert_pem())?;
     let enroller = Enroller {
         ca: Arc::new(server.ca),
@@ -297,6 +329,6 @@ async fn start_device_listener(
         validity: config.trust.device_cert_validity,
         reserved: config.broker.acl.fleet_identities.clone(),
     };
-    let app = crate::trust::routes::router(DeviceApiState { enroller, store, desired, releases });
+    let app = crate::trust::routes::router(DeviceApiState { enroller, store, desired, releases, tunnels });
     Ok(crate::trust::listener::spawn(listen, tls, app, shutdown.clone(), tracker).await?)
 }

@@ -182,6 +182,15 @@ fn endpoints() -> Vec<Endpoint> {
             404,
         ),
         endpoint(M::GET, "/api/v1/rollouts", "/api/v1/rollouts", Viewer, None, 200),
+        endpoint(M::GET, "/api/v1/cameras", "/api/v1/cameras", Viewer, None, 200),
+        endpoint(
+            M::GET,
+            "/api/v1/cameras/{device}/{camera}/snapshot.jpg",
+            "/api/v1/cameras/kel-01/gate/snapshot.jpg",
+            Viewer,
+            None,
+            404,
+        ),
         // Nothing is published in this test: past the role check, a 404 (and rollout 1 does not exist).
         endpoint(M::POST, "/api/v1/rollouts", "/api/v1/rollouts", Ops, Some(json!({"version": "1.0.0"})), 404),
         endpoint(M::GET, "/api/v1/rollouts/{id}", "/api/v1/rollouts/1", Viewer, None, 404),

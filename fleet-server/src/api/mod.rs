@@ -1,6 +1,7 @@
 //! The platform API (axum). Every route is in [`router`], under one auth layer
 //! (crate::auth::layer, docs/design/auth.md), and documented in [`openapi::ApiDoc`]. Reference: docs/ref/platform-api.md.
 
+pub mod cameras;
 mod config;
 mod devices;
 mod events;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub releases: releases::ReleasesApi,
     /// Rollouts in waves (docs/design/updates.md).
     pub rollouts: Arc<dyn crate::rollouts::RolloutStore>,
+    /// The camera relay (docs/design/cameras.md).
+    pub cameras: cameras::CamerasApi,
 }
 
 /// The API's routes.
@@ -85,6 +88,8 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/releases/{version}/{target}",
             put(releases::publish).layer(axum::extract::DefaultBodyLimit::max(releases::MAX_BINARY)),
         )
+        .route("/api/v1/cameras", get(cameras::list))
+        .route("/api/v1/cameras/{device}/{camera}/snapshot.jpg", get(cameras::snapshot))
         .route("/api/v1/groups", get(config::groups))
         .route("/api/v1/groups/{group}", put(config::set_group_defaults))
         .route("/api/v1/openapi.json", get(openapi::serve))

@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::json::ReadingJson;
 use super::{
-    config, devices, events, fleet_devices, health, login, metrics, proposals, readings, releases, rollouts, series,
-    tokens, trust, users,
+    cameras, config, devices, events, fleet_devices, health, login, metrics, proposals, readings, releases, rollouts,
+    series, tokens, trust, users,
 };
 
 /// An error: a 4xx or 5xx status and this body.
@@ -66,6 +66,8 @@ pub struct ReadingsPage<'a> {
         rollouts::pause,
         rollouts::resume,
         rollouts::abort,
+        cameras::list,
+        cameras::snapshot,
         serve,
     ),
     modifiers(&Security),

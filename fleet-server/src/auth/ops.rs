@@ -92,18 +92,21 @@ pub fn login(
     ttl: Duration,
     now_ms: i64,
 ) -> Result<Option<(User, Issued)>, AuthError> {
-    let Some((user, hash)) = store.user(name)? else {
-        password::verify_nobody(pwd);
-        return Ok(None);
-    };
-    if !password::verify(pwd.as_bytes(), &hash) {
-        return Ok(None);
-    }
+    let Some(user) = check_password(store, name, pwd)? else { return Ok(None) };
     store.remove_expired(now_ms)?;
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let expires = now_ms.saturating_add(ttl_ms);
     let issued = issue(store, "session", user.role, Some(&user.name), Some(expires), now_ms)?;
     Ok(Some((user, issued)))
+}
+
+/// The user `name` if `pwd` is theirs (as long to answer whether or not the user exists).
+pub fn check_password(store: &dyn AuthStore, name: &str, pwd: &str) -> Result<Option<User>, StoreError> {
+    let Some((user, hash)) = store.user(name)? else {
+        password::verify_nobody(pwd);
+        return Ok(None);
+    };
+    Ok(password::verify(pwd.as_bytes(), &hash).then_some(user))
 }
 
 /// Who presents `text` at `now_ms`; `None` for anything that is not a live token.

@@ -59,6 +59,9 @@ pub struct FleetConfig {
     /// `[rollouts]`: the rollout engine (docs/design/updates.md).
     #[serde(default)]
     pub rollouts: crate::rollouts::RolloutsConfig,
+    /// `[cameras]`: the camera relay's viewer side (docs/design/cameras.md).
+    #[serde(default)]
+    pub cameras: crate::cameras::CamerasConfig,
     #[serde(default)]
     pub log: LogConfig,
 }

@@ -9,8 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ReleaseStore;
-use crate::trust::listener::PeerCert;
-use crate::trust::renew::identify;
+use crate::trust::listener::{PeerCert, live_box};
 use crate::trust::store::TrustStore;
 
 /// What the download route uses.
@@ -30,28 +29,14 @@ pub async fn download(
     axum::Extension(PeerCert(peer)): axum::Extension<PeerCert>,
     Path((version, target)): Path<(String, String)>,
 ) -> Response {
-    let Some(der) = peer else {
-        return error(StatusCode::UNAUTHORIZED, "a release is served to a box's client certificate only".to_owned());
-    };
-    let (device, serial) = match identify(&der) {
+    let (device, _serial) = match live_box(peer.as_ref(), &s.trust, "a release").await {
         Ok(found) => found,
-        Err(e) => return error(StatusCode::UNAUTHORIZED, e.to_string()),
+        Err((status, message)) => return error(status, message),
     };
-    let (releases, trust) = (Arc::clone(&s.releases), Arc::clone(&s.trust));
-    let (v, t, sn) = (version.clone(), target.clone(), serial.clone());
-    let found = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-        if trust.is_revoked(&sn)? {
-            return Ok(Err(()));
-        }
-        Ok(Ok(releases.release(&v, &t)?))
-    })
-    .await;
-    let release = match found {
-        Ok(Ok(Ok(r))) => r,
-        Ok(Ok(Err(()))) => {
-            tracing::warn!(%device, %serial, "a revoked certificate asked for a release");
-            return error(StatusCode::FORBIDDEN, format!("certificate {serial} was revoked"));
-        }
+    let releases = Arc::clone(&s.releases);
+    let (v, t) = (version.clone(), target.clone());
+    let release = match tokio::task::spawn_blocking(move || releases.release(&v, &t)).await {
+        Ok(Ok(r)) => r,
         Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };

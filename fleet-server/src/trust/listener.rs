@@ -25,6 +25,32 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct PeerCert(pub Option<CertificateDer<'static>>);
 
+/// The box a request comes from, if it presented a live certificate of the fleet: its
+/// device id and certificate serial. Otherwise the status and message to answer with
+/// (`401` no or bad certificate, `403` revoked, `503` the store failed). `what` names
+/// what was asked for, for the refusal.
+pub async fn live_box(
+    peer: Option<&CertificateDer<'static>>,
+    trust: &Arc<dyn super::store::TrustStore>,
+    what: &str,
+) -> Result<(simpul_protocol::DeviceId, String), (axum::http::StatusCode, String)> {
+    use axum::http::StatusCode;
+    let Some(der) = peer else {
+        return Err((StatusCode::UNAUTHORIZED, format!("{what} is served to a box's client certificate only")));
+    };
+    let (device, serial) = super::renew::identify(der).map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let (trust, sn) = (Arc::clone(trust), serial.clone());
+    match tokio::task::spawn_blocking(move || trust.is_revoked(&sn)).await {
+        Ok(Ok(false)) => Ok((device, serial)),
+        Ok(Ok(true)) => {
+            tracing::warn!(%device, %serial, "a revoked certificate asked for {what}");
+            Err((StatusCode::FORBIDDEN, format!("certificate {serial} was revoked")))
+        }
+        Ok(Err(e)) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
 fn tls(e: impl std::fmt::Display) -> TrustError {
     TrustError::Tls(e.to_string())
 }
@@ -99,7 +125,10 @@ pub async fn spawn(
                 let cert =
                     stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
                 let svc = TowerToHyperService::new(app.layer(axum::Extension(PeerCert(cert))));
-                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                // Upgrades: a box's camera tunnel starts as an HTTP/1.1 request (docs/design/cameras.md).
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades();
                 tokio::pin!(conn);
                 tokio::select! {
                     served = conn.as_mut() => if let Err(e) = served {

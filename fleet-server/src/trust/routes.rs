@@ -1,6 +1,6 @@
 //! The device listener's routes: `POST /api/v1/enrol` and `POST /api/v1/renew`
 //! (docs/design/trust.md, "Enrolment" and "Renewal"); `GET /api/v1/releases/{version}/{target}`
-//! (docs/design/updates.md).
+//! (docs/design/updates.md); `GET /api/v1/cameras/tunnel` (docs/design/cameras.md).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -29,6 +29,8 @@ pub struct DeviceApiState {
     pub desired: ConfigPublisher,
     /// Releases boxes download (docs/design/updates.md).
     pub releases: Arc<dyn crate::releases::ReleaseStore>,
+    /// Where boxes' camera tunnels are kept (docs/design/cameras.md).
+    pub tunnels: crate::cameras::Tunnels,
 }
 
 /// The device listener's routes.
@@ -37,7 +39,19 @@ pub fn router(state: DeviceApiState) -> Router {
     let releases = Router::new()
         .route("/api/v1/releases/{version}/{target}", get(crate::releases::download::download))
         .with_state(download);
-    Router::new().route(ENROL_PATH, post(enrol)).route(RENEW_PATH, post(renew)).with_state(state).merge(releases)
+    let tunnel = crate::cameras::tunnels::TunnelState {
+        tunnels: state.tunnels.clone(),
+        trust: Arc::clone(&state.enroller.store) as Arc<dyn crate::trust::store::TrustStore>,
+    };
+    let cameras = Router::new()
+        .route(simpul_protocol::camera::TUNNEL_PATH, get(crate::cameras::tunnels::accept))
+        .with_state(tunnel);
+    Router::new()
+        .route(ENROL_PATH, post(enrol))
+        .route(RENEW_PATH, post(renew))
+        .with_state(state)
+        .merge(releases)
+        .merge(cameras)
 }
 
 fn error(status: StatusCode, message: String) -> Response {
