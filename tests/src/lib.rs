@@ -5,6 +5,8 @@
 //! - [`ModbusSlave`]: a Modbus RTU slave (tokio-modbus's own server) whose water level
 //!   rises over time, with switches to answer with a bad CRC, garbage, or not at all.
 //!
+//! - [`camera::TestCamera`]: an RTSP camera behind a password (GStreamer's RTSP server),
+//!   and [`camera::ffprobe`] as a viewer.
 //! - [`Mosquitto`]: a real Mosquitto broker on a free port, killed with the test.
 //! - [`LinkProxy`]: a TCP link the test can cut and restore.
 //! - [`ChildGuard`], [`workspace_bin`]: the real binaries as child processes.
@@ -12,6 +14,7 @@
 //! The agent opens the link path exactly as it would open `/dev/serial/by-id/...`, so the
 //! tests exercise the real serial code, the real framing and the real codec.
 
+pub mod camera;
 pub mod modbus;
 pub mod mosquitto;
 pub mod process;

@@ -541,3 +541,39 @@ impl Consumer {
         );
     }
 }
+
+/// The last `n` bytes of `s` (from a char boundary), for failure messages.
+pub fn tail(s: &str, n: usize) -> &str {
+    let mut from = s.len().saturating_sub(n);
+    while !s.is_char_boundary(from) {
+        from += 1;
+    }
+    &s[from..]
+}
+
+/// GETs `url` with the bearer `token` until `done` holds for its JSON and returns that
+/// JSON; after `patience`, fails with the last answer and `logs()`.
+pub async fn poll_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    patience: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+    logs: impl Fn() -> String,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut last = serde_json::Value::Null;
+    loop {
+        if let Ok(resp) = http.get(url).bearer_auth(token).send().await {
+            if let Ok(v) = resp.json::<serde_json::Value>().await {
+                if done(&v) {
+                    return v;
+                }
+                last = v;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not yet\n{last:#}\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use simpul_protocol::release::sha256_hex;
 use simpul_tests::releases::{CRASHING, ReleaseFleet, ReleaseOps, TARGET, agent_binary, agent_release, run_ok};
-use simpul_tests::system::{Agent, AgentSpec, Consumer, Enrolment, Fleet};
+use simpul_tests::system::{Agent, AgentSpec, Consumer, Enrolment, Fleet, poll_json, tail};
 
 const BOXES: usize = 20;
 
@@ -58,20 +58,7 @@ impl World {
     /// GETs `path` until `done` holds for its JSON.
     async fn until(&self, what: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
         let url = format!("http://{}{path}", self.fleet.api);
-        let deadline = tokio::time::Instant::now() + ROLLOUT_PATIENCE;
-        let mut last = Value::Null;
-        loop {
-            if let Ok(resp) = self.http.get(&url).bearer_auth(&self.fleet.token).send().await {
-                if let Ok(v) = resp.json::<Value>().await {
-                    if done(&v) {
-                        return v;
-                    }
-                    last = v;
-                }
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{what}: not yet\n{last:#}\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        poll_json(&self.http, &url, &self.fleet.token, ROLLOUT_PATIENCE, what, done, || self.logs()).await
     }
 
     /// Waits until rollout 1's state is `state`.
@@ -93,14 +80,6 @@ impl World {
         }
         out
     }
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut from = s.len().saturating_sub(n);
-    while !s.is_char_boundary(from) {
-        from += 1;
-    }
-    &s[from..]
 }
 
 fn start_agent(
