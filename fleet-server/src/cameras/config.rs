@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct CamerasConfig {
     /// Where viewers (VLC, ffplay, a VMS) connect over RTSP:
     /// `rtsp://HOST:PORT/cameras/{device}/{camera}` (`"0.0.0.0:8554"` for the command
-    /// centre's LAN; the packaged fleet.toml sets it). Default unset: no RTSP.
+    /// centre's LAN). Default unset: no RTSP.
     #[serde(default)]
     pub rtsp_listen: Option<SocketAddr>,
     /// How long a camera keeps streaming through the tunnel after its last viewer left, so
