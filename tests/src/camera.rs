@@ -33,6 +33,19 @@ pub enum CameraAuth {
 impl TestCamera {
     /// Starts a camera taking `user` and `password`, encoding `codec` (`h264`, `h265`).
     pub async fn start(user: &str, password: &str, codec: &str, auth: CameraAuth) -> std::io::Result<TestCamera> {
+        Self::start_with(user, password, codec, auth, &[]).await
+    }
+
+    /// [`TestCamera::start`] with the picture given: `[width, height, kbit/s, pattern]`
+    /// (GStreamer's videotestsrc patterns: `ball` compresses to little, `snow` fills the
+    /// bit rate).
+    pub async fn start_with(
+        user: &str,
+        password: &str,
+        codec: &str,
+        auth: CameraAuth,
+        picture: &[&str],
+    ) -> std::io::Result<TestCamera> {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("rtsp_camera.py");
         let method = match auth {
             CameraAuth::Basic => "basic",
@@ -41,6 +54,7 @@ impl TestCamera {
         let mut child = Command::new(PYTHON)
             .arg(&script)
             .args(["0", user, password, codec, method])
+            .args(picture)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
