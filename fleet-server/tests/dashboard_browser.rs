@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
-use simpul_fleet::protocol::control::{ControlMessage, Event, Heartbeat, SensorHealth, SensorState, Status};
+use simpul_fleet::protocol::control::{
+    CameraHealth, CameraState, ControlMessage, Event, Heartbeat, SensorHealth, SensorState, Status,
+};
 use simpul_fleet::protocol::{BootId, Channel, DeviceId, Reading, ReadingBatch, ReadingTime, Topic};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +83,7 @@ impl Device {
                         uptime_s: started.elapsed().as_secs(),
                         buffer_depth: Some(0),
                         sensors: [("sungai".to_owned(), sensor)].into(),
+                        cameras: [("gate".to_owned(), refused_camera())].into(),
                         ..Heartbeat::default()
                     };
                     let _ = client.publish(topic.clone(), QoS::AtMostOnce, false, hb.to_json().unwrap()).await;
@@ -116,6 +119,16 @@ impl Device {
 }
 
 /// Readings of the last few whole minutes, one every 5 s, with uneven values.
+/// A camera whose box has the wrong password for it, as the agent reports it.
+fn refused_camera() -> CameraHealth {
+    CameraHealth {
+        state: CameraState::Unauthorized,
+        reachable: true,
+        error: Some("the camera refused the configured username and password".to_owned()),
+        ..CameraHealth::default()
+    }
+}
+
 fn readings(now_ms: i64) -> Vec<Reading> {
     let start = (now_ms / 60_000 - 4) * 60_000;
     (1..=36u64)
@@ -296,6 +309,9 @@ async fn an_operator_logs_in_sees_a_device_go_offline_and_back_its_chart_shows_t
     wait_for(&c, "svg[data-series=\"sungai/level\"] circle.pt").await;
     let head = wait_for(&c, "#device-head p").await.text().await.unwrap();
     assert!(head.contains("WITA"), "times in the site's zone: {head}");
+    // The box's camera that refuses its password says so in words.
+    let camera = wait_for(&c, "[data-camera=\"gate\"][data-state=\"unauthorized\"]").await.text().await.unwrap();
+    assert!(camera.contains("menolak kata sandinya"), "the camera's state in plain words: {camera}");
     screenshot(&c, "device").await;
     let mut shown = BTreeMap::new();
     for dot in c.find_all(Locator::Css("svg[data-series=\"sungai/level\"] circle.pt")).await.unwrap() {

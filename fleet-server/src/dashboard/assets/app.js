@@ -166,6 +166,10 @@ function healthCard(entry, latest) {
     name + ": " + t("sensor." + s.state) +
     (s.last_values ? " · " + Object.entries(s.last_values).map(([m, v]) => m + " " + fmtNum(v)).join(", ") : "") +
     (s.error ? " (" + s.error + ")" : "")));
+  const cameras = Object.entries(hb.cameras || {}).map(([name, c]) => h("div", { "data-camera": name, "data-state": c.state || "unknown" },
+    name + ": " + t("camera." + (c.state || "unknown")) +
+    (c.video ? " · " + c.video : "") +
+    (c.error ? " (" + c.error + ")" : "")));
   return h("div", {},
     dl([
       ["h.received", fmtTime(latest.at_ms) + " (" + fmtAgo(latest.at_ms) + ")"],
@@ -182,6 +186,8 @@ function healthCard(entry, latest) {
     ]),
     h("h3", {}, t("h.sensors")),
     sensors.length ? sensors : h("p", { class: "muted" }, "–"),
+    cameras.length ? h("h3", {}, t("h.cameras")) : null,
+    ...cameras,
     hs && entry.alerts.length ? h("p", {}, alertBadges(entry.alerts)) : null);
 }
 
