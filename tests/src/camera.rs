@@ -4,7 +4,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::process::ChildGuard;
@@ -19,7 +18,8 @@ const START: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct TestCamera {
     pub port: u16,
-    events: Arc<Mutex<Vec<String>>>,
+    /// Each `play N` / `closed N` line the camera printed.
+    events: tokio::sync::watch::Receiver<Vec<String>>,
     _child: ChildGuard,
 }
 
@@ -60,9 +60,8 @@ impl TestCamera {
             .stderr(Stdio::inherit())
             .spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
-        let events = Arc::new(Mutex::new(Vec::new()));
+        let (seen, events) = tokio::sync::watch::channel(Vec::new());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let seen = Arc::clone(&events);
         std::thread::spawn(move || {
             let mut ready = Some(ready_tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -72,7 +71,7 @@ impl TestCamera {
                     }
                     continue;
                 }
-                seen.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+                seen.send_modify(|v| v.push(line));
             }
         });
         let guard = ChildGuard::new(child);
@@ -90,32 +89,26 @@ impl TestCamera {
         format!("rtsp://127.0.0.1:{}/stream", self.port)
     }
 
-    fn count(&self, prefix: &str) -> usize {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|l| l.starts_with(prefix)).count()
+    fn count(events: &[String], prefix: &str) -> usize {
+        events.iter().filter(|l| l.starts_with(prefix)).count()
     }
 
     /// Streams started by the camera's clients (camera sessions).
     pub fn sessions(&self) -> usize {
-        self.count("play ")
+        Self::count(&self.events.borrow(), "play ")
     }
 
     /// Camera sessions that ended.
     pub fn sessions_ended(&self) -> usize {
-        self.count("closed ")
+        Self::count(&self.events.borrow(), "closed ")
     }
 
-    /// Waits until `done(sessions, ended)` holds.
+    /// Waits until `done(sessions, ended)` holds, woken by each line the camera prints.
     pub async fn wait_for(&self, what: &str, patience: Duration, done: impl Fn(usize, usize) -> bool) {
-        let deadline = tokio::time::Instant::now() + patience;
-        while !done(self.sessions(), self.sessions_ended()) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what}: not within {patience:?} (sessions {}, ended {})",
-                self.sessions(),
-                self.sessions_ended()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let mut events = self.events.clone();
+        let held = events.wait_for(|v| done(Self::count(v, "play "), Self::count(v, "closed ")));
+        let ok = matches!(tokio::time::timeout(patience, held).await, Ok(Ok(_)));
+        assert!(ok, "{what}: not within {patience:?} (sessions {}, ended {})", self.sessions(), self.sessions_ended());
     }
 }
 

@@ -94,7 +94,8 @@ pub async fn list(
     })
     .await?;
     let cams = &state.cameras;
-    let (tunnels, live, counters) = (cams.relays.tunnels().devices(), cams.relays.live(), cams.relays.counters());
+    let tunnels: std::collections::HashSet<String> = cams.relays.tunnels().devices().into_iter().collect();
+    let (live, counters) = (cams.relays.live(), cams.relays.counters());
     let mut cameras = Vec::new();
     for (device, point) in latest {
         for (camera, h) in point.heartbeat.cameras {
@@ -106,7 +107,7 @@ pub async fn list(
                 video: h.video,
                 error: h.error,
                 reported_ms: point.at_ms,
-                tunnel: tunnels.iter().any(|t| t == device.as_str()),
+                tunnel: tunnels.contains(device.as_str()),
                 live: live.contains_key(&key),
                 viewers: live.get(&key).copied().unwrap_or(0),
                 counters: counters.get(&key).copied().unwrap_or_default(),
