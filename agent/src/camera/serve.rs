@@ -97,10 +97,8 @@ async fn pump(mut source: Source, tx: mpsc::Sender<Bytes>, id: String, states: C
         let mut buf = BytesMut::new();
         encode(&message, &mut buf);
         let keyframe = match &message {
-            TunnelMessage::Description(_) => {
-                if let Some(label) = source.label() {
-                    states.answered(&id, label);
-                }
+            TunnelMessage::Description(d) => {
+                states.answered(&id, source::label(d));
                 // A description always goes: the frames after it need it.
                 if tx.send(buf.freeze()).await.is_err() {
                     break;

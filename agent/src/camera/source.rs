@@ -88,15 +88,16 @@ pub async fn probe(cam: &CameraConfig, timeout: Duration) -> Result<String, Came
     let d = describe(cam, timeout).await?;
     let s = &d.session.streams()[d.stream];
     let codec = s.encoding_name().to_ascii_lowercase();
-    Ok(match s.parameters() {
-        Some(ParametersRef::Video(v)) => video_label(&codec, v),
-        _ => codec,
-    })
+    let described = match (s.parameters(), codec_of(s.encoding_name())) {
+        (Some(ParametersRef::Video(v)), Some(c)) => describe_video(c, v),
+        _ => None,
+    };
+    Ok(described.as_ref().map_or(codec, label))
 }
 
-fn video_label(codec: &str, v: &VideoParameters) -> String {
-    let (w, h) = v.pixel_dimensions();
-    format!("{codec} {w}x{h}")
+/// What the heartbeat says a camera sends: `h264 1920x1080`.
+pub fn label(d: &StreamDescription) -> String {
+    format!("{} {}x{}", d.codec.encoding_name().to_ascii_lowercase(), d.width, d.height)
 }
 
 /// A camera being pulled.
@@ -134,11 +135,6 @@ pub async fn open(cam: &CameraConfig, timeout: Duration) -> Result<Source, Camer
 }
 
 impl Source {
-    /// The codec and size, once known.
-    pub fn label(&self) -> Option<String> {
-        self.description().map(|d| format!("{} {}x{}", d.codec.encoding_name().to_ascii_lowercase(), d.width, d.height))
-    }
-
     fn description(&self) -> Option<StreamDescription> {
         let Some(ParametersRef::Video(v)) = self.demuxed.streams()[self.stream].parameters() else { return None };
         describe_video(self.codec, v)

@@ -11,7 +11,7 @@ use simpul_protocol::DeviceId;
 
 use super::{ApiError, ApiState};
 use crate::cameras::relay::CameraCounters;
-use crate::cameras::{RelayError, Relays, Snapshots};
+use crate::cameras::{Relays, Snapshots};
 use crate::store;
 
 /// What the camera routes use.
@@ -143,17 +143,9 @@ pub async fn snapshot(State(state): State<ApiState>, Path((device, camera)): Pat
             resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
-        Err(e) => ApiError(status_of(&e), e.to_string()).into_response(),
-    }
-}
-
-fn status_of(e: &RelayError) -> StatusCode {
-    match e {
-        RelayError::NoTunnel(_) => StatusCode::NOT_FOUND,
-        RelayError::Camera { state, .. } if *state == simpul_protocol::control::CameraState::Unknown => {
-            StatusCode::NOT_FOUND
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+            ApiError(status, e.to_string()).into_response()
         }
-        RelayError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::BAD_GATEWAY,
     }
 }

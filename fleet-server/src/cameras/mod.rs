@@ -40,3 +40,17 @@ pub enum RelayError {
     #[error("snapshot: {0}")]
     Snapshot(String),
 }
+
+impl RelayError {
+    /// The status a viewer gets, the same number over HTTP and RTSP: 404 when the box has
+    /// no tunnel or no such camera, 504 when the camera did not start in time, 502 for
+    /// anything else the camera or the tunnel did.
+    pub fn status(&self) -> u16 {
+        match self {
+            RelayError::NoTunnel(_) => 404,
+            RelayError::Camera { state: CameraState::Unknown, .. } => 404,
+            RelayError::Timeout(_) => 504,
+            _ => 502,
+        }
+    }
+}

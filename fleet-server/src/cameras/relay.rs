@@ -145,23 +145,17 @@ impl Relays {
         Viewer { relay, relays: self.clone() }
     }
 
-    /// Removes `relay` if nobody watches it; `false` if a viewer came meanwhile.
-    fn retire_if_idle(&self, relay: &Arc<Relay>) -> bool {
+    /// Removes `relay` (not a newer one for the same camera). With `only_if_idle`, only
+    /// if nobody watches it, checked under the lock new viewers take: `false` if one came.
+    fn remove(&self, relay: &Arc<Relay>, only_if_idle: bool) -> bool {
         let mut relays = self.0.relays.lock().unwrap_or_else(PoisonError::into_inner);
-        if *relay.viewers.borrow() > 0 {
+        if only_if_idle && *relay.viewers.borrow() > 0 {
             return false;
         }
         if relays.get(&relay.key).is_some_and(|r| Arc::ptr_eq(r, relay)) {
             relays.remove(&relay.key);
         }
         true
-    }
-
-    fn forget(&self, relay: &Arc<Relay>) {
-        let mut relays = self.0.relays.lock().unwrap_or_else(PoisonError::into_inner);
-        if relays.get(&relay.key).is_some_and(|r| Arc::ptr_eq(r, relay)) {
-            relays.remove(&relay.key);
-        }
     }
 
     /// The camera's latest key frame: from a running relay, else fetched through the
@@ -272,10 +266,6 @@ impl Viewer {
             Err(_) => RelayError::Ended,
         }
     }
-
-    pub fn relays(&self) -> &Relays {
-        &self.relays
-    }
 }
 
 impl Drop for Viewer {
@@ -297,7 +287,7 @@ async fn upstream(relay: Arc<Relay>, relays: Relays) {
         }
         Err(e) => {
             tracing::warn!(%device, %camera, upstream = id, error = %e, "camera relay: upstream ended");
-            relays.forget(&relay);
+            relays.remove(&relay, false);
             e
         }
     };
@@ -355,7 +345,7 @@ async fn pull(relay: &Arc<Relay>, relays: &Relays) -> Result<(), RelayError> {
                 idle_since = if now_watching == 0 { Some(idle_since.unwrap_or_else(Instant::now)) } else { None };
             }
             () = lingered => {
-                if relays.retire_if_idle(relay) {
+                if relays.remove(relay, true) {
                     return Ok(());
                 }
                 idle_since = None;

@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{auth, sdp};
 use crate::auth::AuthStore;
-use crate::cameras::RelayError;
 use crate::cameras::relay::{Relays, Viewer};
 use crate::cameras::rtp::Packets;
 
@@ -165,7 +164,7 @@ impl Conn {
             Ok(found) => found,
             Err(e) => {
                 self.viewer = None;
-                return with_text(status_of(&e), format!("{e}\n"));
+                return with_text(StatusCode::from(e.status()), format!("{e}\n"));
             }
         };
         match method {
@@ -260,16 +259,6 @@ impl Conn {
             }
         }
         self.viewer = None;
-    }
-}
-
-/// The RTSP status for a relay error.
-fn status_of(e: &RelayError) -> StatusCode {
-    match e {
-        RelayError::NoTunnel(_) => StatusCode::NotFound,
-        RelayError::Camera { .. } => StatusCode::BadGateway,
-        RelayError::Timeout(_) => StatusCode::GatewayTimeout,
-        _ => StatusCode::ServiceUnavailable,
     }
 }
 
