@@ -191,6 +191,14 @@ fn endpoints() -> Vec<Endpoint> {
             None,
             404,
         ),
+        endpoint(
+            M::GET,
+            "/api/v1/cameras/{device}/{camera}/live.mp4",
+            "/api/v1/cameras/kel-01/gate/live.mp4",
+            Viewer,
+            None,
+            404,
+        ),
         // Nothing is published in this test: past the role check, a 404 (and rollout 1 does not exist).
         endpoint(M::POST, "/api/v1/rollouts", "/api/v1/rollouts", Ops, Some(json!({"version": "1.0.0"})), 404),
         endpoint(M::GET, "/api/v1/rollouts/{id}", "/api/v1/rollouts/1", Viewer, None, 404),

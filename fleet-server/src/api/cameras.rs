@@ -1,17 +1,20 @@
 //! `GET /api/v1/cameras`: every camera the boxes report, its state, and what the relay
-//! does with it; `GET /api/v1/cameras/{device}/{camera}/snapshot.jpg`: a JPEG of it
-//! (docs/design/cameras.md).
+//! does with it; `GET /api/v1/cameras/{device}/{camera}/snapshot.jpg`: a JPEG of it;
+//! and `GET /api/v1/cameras/{device}/{camera}/live.mp4`: the camera live as fragmented MP4
+//! for the dashboard's player (docs/design/cameras.md).
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use simpul_protocol::DeviceId;
 
 use super::{ApiError, ApiState};
 use crate::cameras::relay::CameraCounters;
-use crate::cameras::{Relays, Snapshots};
+use crate::cameras::{RelayError, Relays, Snapshots};
 use crate::store;
 
 /// What the camera routes use.
@@ -76,7 +79,7 @@ pub async fn list(
     Query(p): Query<CamerasParams>,
 ) -> Result<Json<CamerasJson>, ApiError> {
     let only = match p.device {
-        Some(d) => Some(DeviceId::new(d).map_err(|e| ApiError::bad_request(e.to_string()))?),
+        Some(d) => Some(device_id(d)?),
         None => None,
     };
     let latest = store::blocking(&state.store, move |s| {
@@ -131,21 +134,53 @@ pub async fn list(
         (status = 504, description = "The camera sent no key frame in time"),
     )
 )]
-pub async fn snapshot(State(state): State<ApiState>, Path((device, camera)): Path<(String, String)>) -> Response {
-    let device = match DeviceId::new(device) {
-        Ok(d) => d,
-        Err(e) => return ApiError::bad_request(e.to_string()).into_response(),
-    };
-    match state.cameras.snapshots.jpeg(device.as_str(), &camera).await {
-        Ok(jpeg) => {
-            let mut resp = jpeg.into_response();
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
-        }
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
-            ApiError(status, e.to_string()).into_response()
-        }
+pub async fn snapshot(
+    State(state): State<ApiState>,
+    Path((device, camera)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let device = device_id(device)?;
+    let found = state.cameras.snapshots.jpeg(device.as_str(), &camera).await;
+    media(found.map(|jpeg| (HeaderValue::from_static("image/jpeg"), Body::from(jpeg))))
+}
+
+/// The camera live as fragmented MP4, for the dashboard's player (Media Source Extensions).
+#[utoipa::path(
+    get,
+    path = "/api/v1/cameras/{device}/{camera}/live.mp4",
+    tag = "cameras",
+    params(("device" = String, Path, description = "The device id"), ("camera" = String, Path, description = "The camera id")),
+    responses(
+        (status = 200, description = "video/mp4 with the codec string in Content-Type; an init segment, then one fragment per frame, from the last key frame on, until the stream ends"),
+        (status = 404, description = "The box has no tunnel open, or no such camera"),
+        (status = 502, description = "The camera refused or failed, or its stream cannot go in MP4 (the error says how)"),
+        (status = 504, description = "The camera did not start in time"),
+    )
+)]
+pub async fn live(
+    State(state): State<ApiState>,
+    Path((device, camera)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let device = device_id(device)?;
+    let found = crate::cameras::live_mp4::open(&state.cameras.relays, device.as_str(), &camera).await;
+    media(found.map(|live| {
+        let content_type =
+            HeaderValue::from_str(&live.content_type).unwrap_or_else(|_| HeaderValue::from_static("video/mp4"));
+        (content_type, Body::from_stream(live.body.map(Ok::<_, std::convert::Infallible>)))
+    }))
+}
+
+fn device_id(device: String) -> Result<DeviceId, ApiError> {
+    DeviceId::new(device).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// A camera's picture or stream, never cached, or the relay's refusal with its status.
+fn media(found: Result<(HeaderValue, Body), RelayError>) -> Result<Response, ApiError> {
+    match found {
+        Ok((content_type, body)) => Ok((
+            [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            body,
+        )
+            .into_response()),
+        Err(e) => Err(ApiError(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY), e.to_string())),
     }
 }

@@ -90,6 +90,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/cameras", get(cameras::list))
         .route("/api/v1/cameras/{device}/{camera}/snapshot.jpg", get(cameras::snapshot))
+        .route("/api/v1/cameras/{device}/{camera}/live.mp4", get(cameras::live))
         .route("/api/v1/groups", get(config::groups))
         .route("/api/v1/groups/{group}", put(config::set_group_defaults))
         .route("/api/v1/openapi.json", get(openapi::serve))

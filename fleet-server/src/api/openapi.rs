@@ -68,6 +68,7 @@ pub struct ReadingsPage<'a> {
         rollouts::abort,
         cameras::list,
         cameras::snapshot,
+        cameras::live,
         serve,
     ),
     modifiers(&Security),

@@ -4,11 +4,17 @@
 //!   the fleet keeps each open tunnel by device.
 //! - [`relay`]: one upstream per camera while anyone watches (plus the linger), fanned
 //!   out to every viewer.
+//! - [`follow`]: what one viewer is sent, from a key frame on.
 //! - [`rtp`]: access units to RTP packets for RTSP viewers.
+//! - [`fmp4`]: access units to fragmented MP4 boxes.
+//! - [`live_mp4`]: the dashboard's live view, fMP4 over HTTP into the browser's MSE.
 //! - [`rtsp`]: the RTSP server for VLC, ffplay and a VMS.
 //! - [`snapshot`]: JPEG snapshots of a key frame.
 
 pub mod config;
+pub mod fmp4;
+pub mod follow;
+pub mod live_mp4;
 pub mod relay;
 pub mod rtp;
 pub mod rtsp;

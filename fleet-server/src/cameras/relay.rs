@@ -38,15 +38,24 @@ pub enum Upstream {
     Ended(RelayError),
 }
 
+/// One access unit as every viewer gets it: the frame (for MP4 viewers), its RTP packets
+/// (for RTSP viewers, made once for all of them) and the stream it belongs to.
+#[derive(Debug)]
+pub struct Unit {
+    pub description: Arc<StreamDescription>,
+    pub frame: VideoFrame,
+    pub rtp: Packets,
+}
+
 /// One camera's upstream and its viewers.
 #[derive(Debug)]
 pub struct Relay {
     key: Key,
     state: watch::Sender<Upstream>,
     viewers: watch::Sender<usize>,
-    frames: broadcast::Sender<Arc<Packets>>,
-    gop: Mutex<Vec<Arc<Packets>>>,
-    last_key: Mutex<Option<(Arc<StreamDescription>, VideoFrame)>>,
+    frames: broadcast::Sender<Arc<Unit>>,
+    /// The units since the last key frame, that key frame first.
+    gop: Mutex<Vec<Arc<Unit>>>,
 }
 
 /// Per camera, since the fleet started: what the relay did.
@@ -132,7 +141,6 @@ impl Relays {
                     viewers: watch::Sender::new(0),
                     frames: broadcast::Sender::new(FAN_OUT),
                     gop: Mutex::default(),
-                    last_key: Mutex::default(),
                 });
                 relays.insert(key.clone(), Arc::clone(&relay));
                 tokio::spawn(upstream(Arc::clone(&relay), self.clone()));
@@ -168,8 +176,8 @@ impl Relays {
         let key: Key = (device.to_owned(), camera.to_owned());
         let running = self.0.relays.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
         if let Some(relay) = running {
-            if let Some(found) = relay.last_key.lock().unwrap_or_else(PoisonError::into_inner).clone() {
-                return Ok(found);
+            if let Some(u) = relay.gop.lock().unwrap_or_else(PoisonError::into_inner).first() {
+                return Ok((Arc::clone(&u.description), u.frame.clone()));
             }
         }
         let fetch = async {
@@ -249,21 +257,23 @@ impl Viewer {
         }
     }
 
-    /// The frames since the last key frame, and every frame after them.
-    pub fn subscribe(&self) -> (Vec<Arc<Packets>>, broadcast::Receiver<Arc<Packets>>) {
+    /// The units since the last key frame, and every unit after them.
+    pub fn subscribe(&self) -> (Vec<Arc<Unit>>, broadcast::Receiver<Arc<Unit>>) {
         let gop = self.relay.gop.lock().unwrap_or_else(PoisonError::into_inner);
         (gop.clone(), self.relay.frames.subscribe())
     }
 
-    /// Resolves when the upstream ended.
-    pub async fn ended(&self) -> RelayError {
+    /// Resolves when the upstream ended (the future holds no borrow of the viewer).
+    pub fn ended(&self) -> impl Future<Output = RelayError> + Send + 'static {
         let mut state = self.relay.state.subscribe();
-        match state.wait_for(|s| matches!(s, Upstream::Ended(_))).await {
-            Ok(s) => match &*s {
-                Upstream::Ended(e) => e.clone(),
-                _ => RelayError::Ended,
-            },
-            Err(_) => RelayError::Ended,
+        async move {
+            match state.wait_for(|s| matches!(s, Upstream::Ended(_))).await {
+                Ok(s) => match &*s {
+                    Upstream::Ended(e) => e.clone(),
+                    _ => RelayError::Ended,
+                },
+                Err(_) => RelayError::Ended,
+            }
         }
     }
 }
@@ -325,16 +335,16 @@ async fn pull(relay: &Arc<Relay>, relays: &Relays) -> Result<(), RelayError> {
                 }
                 Some(Ok(TunnelMessage::Frame(f))) => {
                     let (Some(p), Some(d)) = (packetizer.as_mut(), description.as_ref()) else { continue };
-                    let packets = Arc::new(p.packetize(&f, &sets));
+                    let unit = Arc::new(Unit { description: Arc::clone(d), rtp: p.packetize(&f, &sets), frame: f });
                     let mut gop = relay.gop.lock().unwrap_or_else(PoisonError::into_inner);
-                    if packets.keyframe {
+                    if unit.frame.keyframe {
                         gop.clear();
-                        *relay.last_key.lock().unwrap_or_else(PoisonError::into_inner) = Some((Arc::clone(d), f));
                     }
-                    if (packets.keyframe || !gop.is_empty()) && gop.len() < MAX_GOP {
-                        gop.push(Arc::clone(&packets));
+                    if (unit.frame.keyframe || !gop.is_empty()) && gop.len() < MAX_GOP {
+                        gop.push(Arc::clone(&unit));
                     }
-                    let _ = relay.frames.send(packets);
+                    // Sent under the GOP's lock: a viewer subscribing now gets each unit once.
+                    let _ = relay.frames.send(unit);
                 }
             },
             changed = viewers.changed() => {

@@ -16,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{auth, sdp};
 use crate::auth::AuthStore;
-use crate::cameras::relay::{Relays, Viewer};
+use crate::cameras::follow::follow;
+use crate::cameras::relay::{Relays, Unit, Viewer};
 use crate::cameras::rtp::Packets;
+use futures_util::StreamExt;
 
 /// The most unparsed request bytes a viewer may send.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -211,8 +213,8 @@ impl Conn {
                             "url={}{};seq={};rtptime={}",
                             session.base,
                             sdp::TRACK,
-                            first.first_seq,
-                            first.rtp_timestamp
+                            first.rtp.first_seq,
+                            first.rtp.rtp_timestamp
                         );
                         r = r.header(headers::RTP_INFO, info);
                     }
@@ -274,38 +276,19 @@ fn tcp_channel(req: &Request<&[u8]>) -> Option<u8> {
     })
 }
 
-/// Sends the stream to one viewer: from the key frame that starts `gop`, then live;
-/// a viewer that falls behind skips to the next key frame.
+/// Sends the stream to one viewer (see [`follow`]) until it or the relay goes.
 async fn forward(
-    gop: Vec<Arc<Packets>>,
-    mut rx: broadcast::Receiver<Arc<Packets>>,
+    gop: Vec<Arc<Unit>>,
+    rx: broadcast::Receiver<Arc<Unit>>,
     writer: Writer,
     channel: u8,
     relays: Relays,
     key: (String, String),
 ) {
-    let mut waiting_for_key = gop.is_empty();
-    for p in &gop {
-        if send(&writer, channel, p, &relays, &key).await.is_err() {
+    let mut units = std::pin::pin!(follow(gop, rx, &key.1));
+    while let Some(u) = units.next().await {
+        if send(&writer, channel, &u.rtp, &relays, &key).await.is_err() {
             return;
-        }
-    }
-    loop {
-        match rx.recv().await {
-            Ok(p) => {
-                if waiting_for_key && !p.keyframe {
-                    continue;
-                }
-                waiting_for_key = false;
-                if send(&writer, channel, &p, &relays, &key).await.is_err() {
-                    return;
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::info!(camera = %key.1, skipped = n, "rtsp: a slow viewer skips to the next key frame");
-                waiting_for_key = true;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }
