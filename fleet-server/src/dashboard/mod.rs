@@ -29,6 +29,11 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("assets/rollouts.js"),
     },
     Asset {
+        name: "cameras.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("assets/cameras.js"),
+    },
+    Asset {
         name: "chart.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("assets/chart.js"),

@@ -1,4 +1,5 @@
-// The ops dashboard: one page, hash routes (#/login, #/, #/device/{id}, #/rollouts). Data from the
+// The ops dashboard: one page, hash routes (#/login, #/, #/device/{id}, #/rollouts,
+// #/cameras, #/camera/{device}/{camera}). Data from the
 // fleet API with the session cookie; no framework, no build step (docs/design/dashboard.md).
 "use strict";
 
@@ -38,11 +39,19 @@ async function api(path, options = {}) {
   return body;
 }
 
-// Timers of the page shown; cleared when the route changes.
+// Timers and clean-ups of the page shown; run when the route changes.
 let timers = [];
+let leaving = [];
 let generation = 0;
 function every(ms, f) { f(); timers.push(setInterval(f, ms)); }
-function clearTimers() { timers.forEach(clearInterval); timers = []; generation += 1; }
+function onLeave(f) { leaving.push(f); }
+function clearTimers() {
+  timers.forEach(clearInterval);
+  leaving.forEach((f) => f());
+  timers = [];
+  leaving = [];
+  generation += 1;
+}
 
 function main() { return document.getElementById("app"); }
 function show(...nodes) { main().replaceChildren(...nodes); }
@@ -278,11 +287,13 @@ function showDevice(device) {
   const history = h("div", { id: "health-history" });
   const events = h("div", { id: "events" }, t("loading"));
   const config = h("div", { id: "config" }, t("loading"));
+  const cameras = h("div", { id: "camera-grid" });
   show(
     h("p", {}, h("a", { href: "#/" }, t("device.back"))),
     head,
     h("section", { class: "card" }, h("h2", {}, t("device.charts")), ranges, charts),
     h("section", { class: "card" }, h("h2", {}, t("device.health")), health, h("h3", {}, t("device.history")), history),
+    h("section", { class: "card" }, h("h2", {}, t("h.cameras")), cameras),
     h("section", { class: "card" }, h("h2", {}, t("device.events")), events),
     h("section", { class: "card" }, h("h2", {}, t("device.config")), config));
   const gen = generation;
@@ -330,6 +341,7 @@ function showDevice(device) {
   every(5000, loadStatus);
   every(30000, loadCharts);
   every(30000, loadConfig);
+  cameraGrid(cameras, device);
 }
 
 // ---- start ----
@@ -338,8 +350,11 @@ function route() {
   clearTimers();
   const hash = location.hash || "#/";
   const m = hash.match(/^#\/device\/(.+)$/);
+  const cam = hash.match(/^#\/camera\/([^/]+)\/([^/]+)$/);
   if (hash.startsWith("#/login")) showLogin();
   else if (hash.startsWith("#/rollouts")) showRollouts();
+  else if (hash.startsWith("#/cameras")) showCameras();
+  else if (cam) showCamera(decodeURIComponent(cam[1]), decodeURIComponent(cam[2]));
   else if (m) showDevice(decodeURIComponent(m[1]));
   else showFleet();
 }
@@ -350,6 +365,7 @@ function labels() {
   sw.textContent = t("lang.switch");
   document.getElementById("logout").textContent = t("nav.logout");
   document.getElementById("nav-rollouts").textContent = t("ro.nav");
+  document.getElementById("nav-cameras").textContent = t("cam.nav");
 }
 
 function tick() {
