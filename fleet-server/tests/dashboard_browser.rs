@@ -12,33 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 use simpul_fleet::protocol::control::{
     CameraHealth, CameraState, ControlMessage, Event, Heartbeat, SensorHealth, SensorState, Status,
 };
 use simpul_fleet::protocol::{BootId, Channel, DeviceId, Reading, ReadingBatch, ReadingTime, Topic};
+use simpul_tests::browser::{Browser, WAIT};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The longest any one wait takes before the test fails (the list refreshes every 5 s).
-const WAIT: Duration = Duration::from_secs(40);
 const DEVICE: &str = "kel-browser";
 const PASSWORD: &str = "olga's long password";
-
-fn installed(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-/// A child process killed on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A device on the embedded broker as the agent connects: its name as client id, a retained
 /// "offline" last will, "online" on connect, a heartbeat a second.
@@ -190,54 +175,6 @@ fn add_user_offline(config: &Path) {
     assert!(out.status.success(), "users add: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// chromedriver on a free port, and a headless Chromium session through it.
-async fn browser(chromedriver: &Path) -> (Child, Client) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let driver = Child(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut caps = serde_json::Map::new();
-    let mut chrome = serde_json::json!({
-        "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1280,1000", "--lang=en-US"],
-    });
-    if let Some(bin) = installed(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]) {
-        chrome["binary"] = serde_json::json!(bin.display().to_string());
-    }
-    caps.insert("goog:chromeOptions".into(), chrome);
-    // chromedriver takes a moment to listen: retry the session until it answers.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        // Plain HTTP to chromedriver on loopback: no TLS, so no crypto provider to choose.
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let connect =
-            ClientBuilder::new(connector).capabilities(caps.clone()).connect(&format!("http://127.0.0.1:{port}")).await;
-        match connect {
-            Ok(c) => return (driver, c),
-            Err(_) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(e) => panic!("no WebDriver session: {e}"),
-        }
-    }
-}
-
-async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
-    c.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("waiting for {css}: {e}"))
-}
-
-/// Saves what the browser shows as `{name}.png` in `$SIMPUL_DASHBOARD_SCREENSHOTS`, when set
-/// (for people reviewing the page; the test checks the DOM).
-async fn screenshot(c: &Client, name: &str) {
-    if let Some(dir) = std::env::var_os("SIMPUL_DASHBOARD_SCREENSHOTS") {
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-    }
-}
-
 fn row(online: bool) -> String {
     format!("tr.device-row[data-device=\"{DEVICE}\"][data-online=\"{online}\"]")
 }
@@ -245,12 +182,7 @@ fn row(online: bool) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_logs_in_sees_a_device_go_offline_and_back_its_chart_shows_the_readings_sent_and_accepts_a_proposal()
  {
-    let Some(chromedriver) = installed(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]) else {
-        eprintln!(
-            "SKIPPED: chromedriver is not installed (apt-get install chromium chromium-driver; scripts/test does)"
-        );
-        return;
-    };
+    let Some(b) = Browser::start().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let config_path = write_config(dir.path(), "");
     add_user_offline(&config_path);
@@ -265,54 +197,54 @@ async fn an_operator_logs_in_sees_a_device_go_offline_and_back_its_chart_shows_t
     let sent = readings(simpul_fleet::ingest::now_ms());
     device.publish(&ReadingBatch { readings: sent.clone(), dropped: vec![] }).await;
 
-    let (_driver, c) = browser(&chromedriver).await;
+    let c = &b.client;
     // `/` leads to the dashboard, which asks for a login; the page speaks Indonesian when asked.
     c.goto(&format!("{base}/")).await.unwrap();
-    wait_for(&c, "#login-form").await;
-    assert_eq!(wait_for(&c, "#login-submit").await.text().await.unwrap(), "Log in", "an English browser gets English");
+    b.wait_for("#login-form").await;
+    assert_eq!(b.wait_for("#login-submit").await.text().await.unwrap(), "Log in", "an English browser gets English");
     c.execute("localStorage.setItem('simpul.lang', 'id')", vec![]).await.unwrap();
     c.refresh().await.unwrap();
-    assert_eq!(wait_for(&c, "#login-submit").await.text().await.unwrap(), "Masuk");
+    assert_eq!(b.wait_for("#login-submit").await.text().await.unwrap(), "Masuk");
 
     // A wrong password is refused in plain words; the right one logs in.
-    wait_for(&c, "#username").await.send_keys("olga").await.unwrap();
-    wait_for(&c, "#password").await.send_keys("not the password").await.unwrap();
-    wait_for(&c, "#login-submit").await.click().await.unwrap();
+    b.wait_for("#username").await.send_keys("olga").await.unwrap();
+    b.wait_for("#password").await.send_keys("not the password").await.unwrap();
+    b.wait_for("#login-submit").await.click().await.unwrap();
     c.wait()
         .at_most(WAIT)
         .for_element(Locator::XPath("//p[@id='login-error' and contains(., 'salah')]"))
         .await
         .expect("a wrong password is said so");
-    let password = wait_for(&c, "#password").await;
+    let password = b.wait_for("#password").await;
     password.clear().await.unwrap();
     password.send_keys(PASSWORD).await.unwrap();
-    wait_for(&c, "#login-submit").await.click().await.unwrap();
+    b.wait_for("#login-submit").await.click().await.unwrap();
 
     // The device is in the list, online, with its water level over the threshold.
-    let online = wait_for(&c, &row(true)).await;
+    let online = b.wait_for(&row(true)).await;
     assert_eq!(online.find(Locator::Css(".state")).await.unwrap().text().await.unwrap(), "Terhubung");
     online.find(Locator::Css("[data-alert=\"water_level\"]")).await.expect("the water level alert");
     assert!(online.text().await.unwrap().contains("0.9.0-test"));
-    screenshot(&c, "fleet").await;
+    b.screenshot("fleet").await;
 
     // It loses power: the last will and the missing heartbeats turn it offline...
     device.die();
-    let offline = wait_for(&c, &row(false)).await;
+    let offline = b.wait_for(&row(false)).await;
     assert_eq!(offline.find(Locator::Css(".state")).await.unwrap().text().await.unwrap(), "Terputus");
-    screenshot(&c, "fleet-offline").await;
+    b.screenshot("fleet-offline").await;
     // ...and it comes back.
     let device = Device::connect(broker, 90.0).await;
-    wait_for(&c, &row(true)).await;
+    b.wait_for(&row(true)).await;
 
     // Its page: the chart's points are the readings sent, per minute.
-    wait_for(&c, &format!("{} a", row(true))).await.click().await.unwrap();
-    wait_for(&c, "svg[data-series=\"sungai/level\"] circle.pt").await;
-    let head = wait_for(&c, "#device-head p").await.text().await.unwrap();
+    b.wait_for(&format!("{} a", row(true))).await.click().await.unwrap();
+    b.wait_for("svg[data-series=\"sungai/level\"] circle.pt").await;
+    let head = b.wait_for("#device-head p").await.text().await.unwrap();
     assert!(head.contains("WITA"), "times in the site's zone: {head}");
     // The box's camera that refuses its password says so in words.
-    let camera = wait_for(&c, "[data-camera=\"gate\"][data-state=\"unauthorized\"]").await.text().await.unwrap();
+    let camera = b.wait_for("[data-camera=\"gate\"][data-state=\"unauthorized\"]").await.text().await.unwrap();
     assert!(camera.contains("menolak kata sandinya"), "the camera's state in plain words: {camera}");
-    screenshot(&c, "device").await;
+    b.screenshot("device").await;
     let mut shown = BTreeMap::new();
     for dot in c.find_all(Locator::Css("svg[data-series=\"sungai/level\"] circle.pt")).await.unwrap() {
         let attr = |name: &'static str| {
@@ -338,31 +270,22 @@ async fn an_operator_logs_in_sees_a_device_go_offline_and_back_its_chart_shows_t
 
     // The box proposes a sensor; one click takes it into the device's desired config.
     device.propose().await;
-    wait_for(&c, "#events-table button.accept[data-proposal]").await.click().await.unwrap();
-    let accepted = wait_for(&c, "#events-table .accepted").await.text().await.unwrap();
+    b.wait_for("#events-table button.accept[data-proposal]").await.click().await.unwrap();
+    let accepted = b.wait_for("#events-table .accepted").await.text().await.unwrap();
     assert!(accepted.contains("usb1") && accepted.contains("1"), "{accepted}");
-    let desired = wait_for(&c, "#config pre.toml").await.text().await.unwrap();
+    let desired = b.wait_for("#config pre.toml").await.text().await.unwrap();
     assert!(desired.contains("[sensors.usb1]"), "the desired config shows the sensor: {desired}");
-    screenshot(&c, "proposal-accepted").await;
+    b.screenshot("proposal-accepted").await;
 
-    c.close().await.unwrap();
+    b.close().await;
     device.die();
     shutdown.cancel();
     tokio::time::timeout(WAIT, fleet.wait()).await.expect("the fleet stops");
 }
 
-/// Logs in as olga (the page in English).
-async fn log_in(c: &Client, base: &str) {
-    c.goto(&format!("{base}/")).await.unwrap();
-    wait_for(c, "#username").await.send_keys("olga").await.unwrap();
-    wait_for(c, "#password").await.send_keys(PASSWORD).await.unwrap();
-    wait_for(c, "#login-submit").await.click().await.unwrap();
-    wait_for(c, "#fleet-table").await;
-}
-
 /// The count the rollout card shows for `column` in `wave`.
-async fn wave_count(c: &Client, wave: u32, column: &str) -> String {
-    wait_for(c, &format!("section.rollout tr[data-wave=\"{wave}\"] td[data-count=\"{column}\"]"))
+async fn wave_count(b: &Browser, wave: u32, column: &str) -> String {
+    b.wait_for(&format!("section.rollout tr[data-wave=\"{wave}\"] td[data-count=\"{column}\"]"))
         .await
         .text()
         .await
@@ -371,12 +294,7 @@ async fn wave_count(c: &Client, wave: u32, column: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_follows_a_rollout_per_wave_and_pauses_resumes_and_aborts_it_in_the_browser() {
-    let Some(chromedriver) = installed(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]) else {
-        eprintln!(
-            "SKIPPED: chromedriver is not installed (apt-get install chromium chromium-driver; scripts/test does)"
-        );
-        return;
-    };
+    let Some(b) = Browser::start().await else { return };
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     let extra = format!(
         "\n[releases]\nkeys = [\"{}\"]\n\n[rollouts]\ntick = \"100ms\"\n",
@@ -421,30 +339,30 @@ async fn an_operator_follows_a_rollout_per_wave_and_pauses_resumes_and_aborts_it
     };
     assert_eq!(started, 201);
 
-    let (_driver, c) = browser(&chromedriver).await;
-    log_in(&c, &base).await;
-    wait_for(&c, "#nav-rollouts").await.click().await.unwrap();
-    wait_for(&c, "section.rollout[data-state=\"running\"]").await;
-    assert_eq!(wave_count(&c, 0, "ordered").await, "1", "the canary is ordered");
-    let title = wait_for(&c, "section.rollout h2").await.text().await.unwrap();
+    let c = &b.client;
+    b.log_in(&base, "olga", PASSWORD).await;
+    b.wait_for("#nav-rollouts").await.click().await.unwrap();
+    b.wait_for("section.rollout[data-state=\"running\"]").await;
+    assert_eq!(wave_count(&b, 0, "ordered").await, "1", "the canary is ordered");
+    let title = b.wait_for("section.rollout h2").await.text().await.unwrap();
     assert!(title.contains("1.0.0") && title.contains("running"), "{title}");
-    screenshot(&c, "rollout-running").await;
+    b.screenshot("rollout-running").await;
 
-    wait_for(&c, "section.rollout button.pause").await.click().await.unwrap();
-    let reason = wait_for(&c, "section.rollout[data-state=\"paused\"] p.reason").await.text().await.unwrap();
+    b.wait_for("section.rollout button.pause").await.click().await.unwrap();
+    let reason = b.wait_for("section.rollout[data-state=\"paused\"] p.reason").await.text().await.unwrap();
     assert!(reason.contains("paused by olga"), "{reason}");
-    wait_for(&c, "section.rollout button.resume").await.click().await.unwrap();
-    wait_for(&c, "section.rollout[data-state=\"running\"]").await;
+    b.wait_for("section.rollout button.resume").await.click().await.unwrap();
+    b.wait_for("section.rollout[data-state=\"running\"]").await;
 
     // Abort asks once more.
-    wait_for(&c, "section.rollout button.abort").await.click().await.unwrap();
-    wait_for(&c, "section.rollout button.abort.armed").await.click().await.unwrap();
-    wait_for(&c, "section.rollout[data-state=\"aborted\"]").await;
-    assert_eq!(wave_count(&c, 0, "withdrawn").await, "1", "the canary's order was taken back");
+    b.wait_for("section.rollout button.abort").await.click().await.unwrap();
+    b.wait_for("section.rollout button.abort.armed").await.click().await.unwrap();
+    b.wait_for("section.rollout[data-state=\"aborted\"]").await;
+    assert_eq!(wave_count(&b, 0, "withdrawn").await, "1", "the canary's order was taken back");
     assert!(c.find(Locator::Css("section.rollout .actions")).await.is_err(), "nothing more to do on an aborted one");
-    screenshot(&c, "rollout-aborted").await;
+    b.screenshot("rollout-aborted").await;
 
-    c.close().await.unwrap();
+    b.close().await;
     device.die();
     shutdown.cancel();
     tokio::time::timeout(WAIT, fleet.wait()).await.expect("the fleet stops");

@@ -126,8 +126,19 @@ pub struct Probed {
 
 /// Reads `url` over RTSP/TCP for `seconds` with ffprobe, counting video packets.
 pub async fn ffprobe(url: &str, seconds: u32) -> std::io::Result<Probed> {
+    probe(&["-rtsp_transport", "tcp"], url, seconds).await
+}
+
+/// Reads `url` over HTTP with a bearer `token` for `seconds` with ffprobe (the fleet's
+/// live MP4), counting video packets.
+pub async fn ffprobe_http(url: &str, token: &str, seconds: u32) -> std::io::Result<Probed> {
+    probe(&["-headers", &format!("Authorization: Bearer {token}\r\n")], url, seconds).await
+}
+
+async fn probe(input: &[&str], url: &str, seconds: u32) -> std::io::Result<Probed> {
     let out = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0", "-count_packets"])
+        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
+        .args(input)
         .args(["-show_entries", "stream=codec_name,width,height,nb_read_packets", "-of", "json"])
         .args(["-read_intervals", &format!("%+{seconds}"), url])
         .stdin(Stdio::null())

@@ -5,6 +5,7 @@
 //! - [`ModbusSlave`]: a Modbus RTU slave (tokio-modbus's own server) whose water level
 //!   rises over time, with switches to answer with a bad CRC, garbage, or not at all.
 //!
+//! - [`browser::Browser`]: headless Chromium over WebDriver, for the dashboard.
 //! - [`camera::TestCamera`]: an RTSP camera behind a password (GStreamer's RTSP server),
 //!   and [`camera::ffprobe`] as a viewer.
 //! - [`Mosquitto`]: a real Mosquitto broker on a free port, killed with the test.
@@ -14,6 +15,7 @@
 //! The agent opens the link path exactly as it would open `/dev/serial/by-id/...`, so the
 //! tests exercise the real serial code, the real framing and the real codec.
 
+pub mod browser;
 pub mod camera;
 pub mod modbus;
 pub mod mosquitto;

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use simpul_tests::camera::{CameraAuth, TestCamera, ffprobe};
+use simpul_tests::browser::Browser;
+use simpul_tests::camera::{CameraAuth, TestCamera, ffprobe, ffprobe_http};
 use simpul_tests::releases::run_ok;
 use simpul_tests::system::{Agent, AgentSpec, Fleet, poll_json, tail};
 
@@ -105,6 +106,12 @@ impl World {
         jpeg
     }
 
+    /// `device`'s camera as the dashboard's live MP4, read by ffprobe for `seconds`.
+    async fn probe_live_mp4(&self, device: &str, seconds: u32) -> simpul_tests::camera::Probed {
+        let url = format!("http://{}/api/v1/cameras/{device}/gate/live.mp4", self.fleet.api);
+        ffprobe_http(&url, &self.fleet.token, seconds).await.expect("ffprobe runs")
+    }
+
     fn logs(&self) -> String {
         let fleet = std::fs::read_to_string(self.dir.path().join("fleet").join("fleet.log")).unwrap_or_default();
         format!("--- fleet\n{}\n--- agent\n{}", tail(&fleet, 4000), tail(&self.agent.log(), 3000))
@@ -199,4 +206,51 @@ async fn an_h265_camera_passes_through_to_viewers_and_snapshots_without_transcod
     assert_eq!((p.codec.as_str(), p.width, p.height), ("hevc", 640, 360), "{p:?}");
     assert!(p.packets >= 25, "3 s of a 25 fps camera, got {} packets", p.packets);
     w.snapshot("kel-03").await;
+    // The browser's live MP4 carries H.265 as it came (browsers that cannot decode it get
+    // told so by the page; a player that can reads it).
+    let mp4 = w.probe_live_mp4("kel-03", 3).await;
+    assert!(mp4.ok, "the live MP4: {}\n{}", mp4.stderr, w.logs());
+    assert_eq!((mp4.codec.as_str(), mp4.width, mp4.height), ("hevc", 640, 360), "{mp4:?}");
+    assert!(mp4.packets >= 25, "3 s of a 25 fps camera, got {} packets", mp4.packets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_the_sites_cameras_as_snapshots_and_watches_one_live_in_the_browser_without_transcoding() {
+    let camera = TestCamera::start("cam", CAMERA_PASSWORD, "h264", CameraAuth::Digest).await.expect("camera");
+    let w = World::start("kel-04", &camera, CAMERA_PASSWORD).await;
+    w.add_viewer().await;
+    w.until_streamable("kel-04").await;
+    let Some(b) = Browser::start().await else { return };
+    let base = format!("http://{}", w.fleet.api);
+    b.log_in(&base, "olga", VIEWER_PASSWORD).await;
+
+    // The cameras page: the box's section, its camera's tile with a snapshot of the
+    // camera's size (the browser decoded the JPEG).
+    b.click("#nav-cameras").await;
+    b.wait_for("section.site[data-device=\"kel-04\"]").await;
+    b.wait_for("a.tile[data-camera=\"kel-04/gate\"][data-state=\"ok\"][data-snapshot=\"640x360\"]").await;
+    b.screenshot("cameras").await;
+    camera.wait_for("the snapshot's key frame fetch ends", PATIENCE, |s, ended| s == 1 && ended == 1).await;
+
+    // One click: the camera live, decoded by the browser from the fleet's MP4.
+    b.click("a.tile[data-camera=\"kel-04/gate\"]").await;
+    b.wait_for("video#live[data-state=\"playing\"]").await;
+    let script = "const v = document.getElementById('live'); \
+                  return v ? [v.videoWidth, v.videoHeight, v.currentTime, v.getVideoPlaybackQuality().totalVideoFrames] : null;";
+    let played = b.until_script("three seconds of live video", script, |v| v[2].as_f64().unwrap_or(0.0) >= 3.0).await;
+    assert_eq!((played[0].as_u64(), played[1].as_u64()), (Some(640), Some(360)), "{played}");
+    let frames = played[3].as_u64().unwrap_or(0);
+    assert!(frames >= 50, "3 s of a 25 fps camera decoded, got {frames} frames");
+    let rtsp = b.wait_for("#live-rtsp code").await.text().await.unwrap_or_default();
+    assert!(rtsp.ends_with("/cameras/kel-04/gate"), "the page names the RTSP address for VLC: {rtsp}");
+    b.screenshot("camera-live").await;
+    let live = w.until("the relay counts the browser", |v| World::gate(v, "kel-04")["viewers"] == 1).await;
+    assert_eq!(World::gate(&live, "kel-04")["counters"]["upstreams"], 1, "{live:#}");
+    assert_eq!(camera.sessions(), 2, "the snapshot's session, then the live one");
+
+    // Leaving the page lets go of the stream: the camera session ends after the linger.
+    b.click("#nav-rollouts").await;
+    camera.wait_for("the live session ends after the linger", PATIENCE, |s, ended| s == 2 && ended == 2).await;
+    w.until("the relay lets go", |v| World::gate(v, "kel-04")["live"] == false).await;
+    b.close().await;
 }
