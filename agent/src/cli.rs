@@ -145,6 +145,10 @@ fn run(path: &Path) -> ExitCode {
     let update = cfg.update.clone();
     let shutdown = CancellationToken::new();
     runtime.spawn(stop_on_signals(shutdown.clone()));
+    {
+        let _inside = runtime.enter();
+        simpul_base::systemd::spawn_watchdog(shutdown.clone());
+    }
     let staged = crate::update::StagedSlot::default();
     let ran = runtime.block_on(crate::run::run_with_config_file(cfg, path.to_owned(), staged.clone(), shutdown));
     drop(runtime);

@@ -48,7 +48,15 @@ pub async fn run_with_config_file(
     shutdown: CancellationToken,
 ) -> Result<WriterSummary, RunError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new(&config.clock));
-    let options = RunOptions { config_file: Some(main), staged: Some(staged), ..RunOptions::new(clock) };
+    // systemd hears READY once every part is started (a no-op when not under systemd).
+    let (started, ready) = oneshot::channel();
+    tokio::spawn(async move {
+        if ready.await.is_ok() {
+            simpul_base::systemd::ready("reading sensors");
+        }
+    });
+    let options =
+        RunOptions { config_file: Some(main), staged: Some(staged), started: Some(started), ..RunOptions::new(clock) };
     run_with(config, options, shutdown).await
 }
 

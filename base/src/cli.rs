@@ -46,6 +46,7 @@ pub async fn stop_on_signals(shutdown: CancellationToken) {
         }
         if n == 0 {
             tracing::info!("signal received: stopping gracefully (send again to stop at once)");
+            crate::systemd::stopping();
             shutdown.cancel();
         } else {
             tracing::warn!("second signal: stopping at once");

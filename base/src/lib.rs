@@ -4,10 +4,12 @@
 //! - [`exit`]: exit codes (78 for a bad config, for `RestartPreventExitStatus=`).
 //! - [`cli`]: stdout that tolerates a closed pipe, logging setup, graceful-stop signals.
 //! - [`problem`]: a config mistake named by file, line and key, and the error that lists them.
+//! - [`systemd`]: `READY`, `STOPPING` and watchdog pings for `Type=notify` units.
 
 pub mod cli;
 pub mod exit;
 pub mod fs;
 pub mod problem;
+pub mod systemd;
 
 pub use problem::{ConfigError, Problem};
