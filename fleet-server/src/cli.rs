@@ -133,14 +133,7 @@ fn run(path: &Path) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     runtime.spawn(stop_on_signals(shutdown.clone()));
-    let serve = async move {
-        simpul_base::systemd::spawn_watchdog(shutdown.clone());
-        let running = crate::run::start(cfg, shutdown).await?;
-        simpul_base::systemd::ready(&format!("API on {}", running.api_addr));
-        running.wait().await;
-        Ok::<(), crate::run::RunError>(())
-    };
-    match runtime.block_on(serve) {
+    match runtime.block_on(crate::run::run(cfg, shutdown)) {
         Ok(()) => exit::code(exit::OK),
         Err(e) => {
             tracing::error!(error = %e, "simpul-fleet failed");

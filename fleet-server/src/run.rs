@@ -89,9 +89,13 @@ impl Running {
 }
 
 /// Runs the fleet server until `shutdown` is cancelled, then stops gracefully: the
-/// commit in progress finishes and is acked, the API finishes its requests.
+/// commit in progress finishes and is acked, the API finishes its requests. Under a
+/// `Type=notify` unit it says READY once it serves and pings the watchdog.
 pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    start(config, shutdown).await?.wait().await;
+    simpul_base::systemd::spawn_watchdog(shutdown.clone());
+    let running = start(config, shutdown).await?;
+    simpul_base::systemd::ready(&format!("API on {}", running.api_addr));
+    running.wait().await;
     Ok(())
 }
 
