@@ -146,7 +146,7 @@ impl Default for MqttConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The SQLite file. Default `/var/lib/simpul/fleet.db`.
+    /// The SQLite file. Default `/var/lib/simpul-fleet/fleet.db`.
     #[serde(default = "defaults::store_path")]
     pub path: PathBuf,
     /// Longest time a received message waits for its commit. Default 50ms.
@@ -281,7 +281,7 @@ mod defaults {
         Duration::from_secs(30)
     }
     pub fn store_path() -> PathBuf {
-        PathBuf::from("/var/lib/simpul/fleet.db")
+        PathBuf::from("/var/lib/simpul-fleet/fleet.db")
     }
     pub fn commit_interval() -> Duration {
         Duration::from_millis(50)

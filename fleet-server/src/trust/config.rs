@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
     /// Where the CA (`ca.pem`, `ca.key`) lives; made there on first use. Default
-    /// `/var/lib/simpul/trust`.
+    /// `/var/lib/simpul-fleet/trust`.
     #[serde(default = "defaults::dir")]
     pub dir: PathBuf,
     /// The device listener (HTTPS: enrolment). Unset: off. Default unset.
@@ -63,7 +63,7 @@ mod defaults {
     use std::time::Duration;
 
     pub fn dir() -> PathBuf {
-        PathBuf::from("/var/lib/simpul/trust")
+        PathBuf::from("/var/lib/simpul-fleet/trust")
     }
     pub fn server_names() -> Vec<String> {
         vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
