@@ -128,7 +128,7 @@ fn run(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    init_logging(&cfg.log.level);
+    init_logging("simpul-agent", &cfg.log.level);
     tracing::info!(files = ?src.files, "config loaded");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(4).enable_all().build();

@@ -20,11 +20,36 @@ pub fn emit(text: &str) -> ExitCode {
     }
 }
 
-/// Logs to stderr with the config's filter (`RUST_LOG` wins); colours only on a terminal.
-pub fn init_logging(level: &str) {
-    use std::io::IsTerminal;
+/// Logs with the config's filter (`RUST_LOG` wins): to journald under systemd (as
+/// `identifier`), as text on stderr elsewhere.
+///
+/// Under systemd (stderr is the journal stream the unit's `JOURNAL_STREAM` names), each
+/// event goes to journald as a record of its own ([`crate::journal`]): its level as the
+/// record's priority and its fields as journal fields, where text on stderr would reach
+/// journald as lines it stores as they are, all at one priority. Elsewhere (tests, a
+/// terminal, the README demo) it is text on stderr, coloured only on a terminal. If
+/// journald's socket does not answer, stderr too, and stderr says so once.
+pub fn init_logging(identifier: &str, level: &str) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    use crate::journal::{self, Destination, JournalLayer};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    match journal::choose(systemd_journal_logger::connected_to_journal(), || JournalLayer::new(identifier)) {
+        Destination::Journal(layer) => {
+            let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+        }
+        Destination::Stderr => log_to_stderr(filter),
+        Destination::JournalUnreachable(e) => {
+            eprintln!("warning: journald cannot be reached ({e}): logging to stderr");
+            log_to_stderr(filter);
+        }
+    }
+}
+
+fn log_to_stderr(filter: tracing_subscriber::EnvFilter) {
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

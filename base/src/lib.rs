@@ -3,12 +3,14 @@
 //!
 //! - [`exit`]: exit codes (78 for a bad config, for `RestartPreventExitStatus=`).
 //! - [`cli`]: stdout that tolerates a closed pipe, logging setup, graceful-stop signals.
+//! - [`journal`]: logs to journald under systemd, as records with priorities and fields.
 //! - [`problem`]: a config mistake named by file, line and key, and the error that lists them.
 //! - [`systemd`]: `READY`, `STOPPING` and watchdog pings for `Type=notify` units.
 
 pub mod cli;
 pub mod exit;
 pub mod fs;
+pub mod journal;
 pub mod problem;
 pub mod systemd;
 
