@@ -147,7 +147,7 @@ fn run(path: &Path) -> ExitCode {
     runtime.spawn(stop_on_signals(shutdown.clone()));
     {
         let _inside = runtime.enter();
-        simpul_base::systemd::spawn_watchdog(shutdown.clone());
+        simpul_base::systemd::spawn_watchdog();
     }
     let staged = crate::update::StagedSlot::default();
     let ran = runtime.block_on(crate::run::run_with_config_file(cfg, path.to_owned(), staged.clone(), shutdown));

@@ -5,7 +5,6 @@
 //! `NOTIFY_SOCKET` (not under systemd) each is a no-op.
 
 use sd_notify::NotifyState;
-use tokio_util::sync::CancellationToken;
 
 /// The daemon serves; `status` is what `systemctl status` shows beside it.
 pub fn ready(status: &str) {
@@ -17,21 +16,52 @@ pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
-/// Pings systemd's watchdog from the current runtime until `shutdown`, when the unit
-/// asks for it (`WATCHDOG_USEC` for this process).
-pub fn spawn_watchdog(shutdown: CancellationToken) {
+/// Pings systemd's watchdog from the current runtime for as long as the runtime lives,
+/// when the unit asks for it (`WATCHDOG_USEC` for this process). A graceful stop keeps
+/// pinging: the agent stopping for an update is still the running unit, and its flush
+/// must not be cut short by the watchdog.
+pub fn spawn_watchdog() {
     let Some(period) = sd_notify::watchdog_enabled() else { return };
     tracing::info!(period = ?period, "systemd watchdog: pinging at half its period");
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period / 2);
         loop {
-            tokio::select! {
-                _ = tick.tick() => send(&[NotifyState::Watchdog]),
-                () = shutdown.cancelled() => return,
-            }
+            tick.tick().await;
+            send(&[NotifyState::Watchdog]);
         }
     });
 }
+
+/// Pings the watchdog from a loop that runs without the daemon's runtime (the agent's
+/// update trial, where the old binary supervises the new one as the unit's main process):
+/// [`WatchdogPinger::tick`] on each turn of the loop pings at most every half period.
+#[derive(Debug)]
+pub struct WatchdogPinger {
+    half_period: Option<std::time::Duration>,
+    last: Option<std::time::Instant>,
+}
+
+impl WatchdogPinger {
+    /// For this process's unit (`WATCHDOG_USEC`); a no-op without a watchdog.
+    pub fn from_env() -> WatchdogPinger {
+        WatchdogPinger { half_period: sd_notify::watchdog_enabled().map(|p| p / 2), last: None }
+    }
+
+    /// Pings when half the period passed since the last ping (or at the first call).
+    pub fn tick(&mut self) {
+        let Some(half) = self.half_period else { return };
+        let now = std::time::Instant::now();
+        if self.last.is_none_or(|last| now.duration_since(last) >= half) {
+            send(&[NotifyState::Watchdog]);
+            self.last = Some(now);
+        }
+    }
+}
+
+/// The variables through which systemd speaks to the unit's main process. A child the
+/// daemon starts (an update trial's new binary) must not inherit them: with
+/// `NotifyAccess=main` its messages would only be refused, noisily.
+pub const NOTIFY_ENV: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
 fn send(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {

@@ -92,7 +92,7 @@ impl Running {
 /// commit in progress finishes and is acked, the API finishes its requests. Under a
 /// `Type=notify` unit it says READY once it serves and pings the watchdog.
 pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    simpul_base::systemd::spawn_watchdog(shutdown.clone());
+    simpul_base::systemd::spawn_watchdog();
     let running = start(config, shutdown).await?;
     simpul_base::systemd::ready(&format!("API on {}", running.api_addr));
     running.wait().await;

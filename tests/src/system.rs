@@ -267,6 +267,8 @@ pub struct AgentSpec {
     /// Run this binary instead of the workspace's `simpul-agent` (a copy an update may
     /// replace).
     pub binary: Option<PathBuf>,
+    /// More environment for the agent process (`NOTIFY_SOCKET`, as systemd sets it).
+    pub env: Vec<(String, String)>,
 }
 
 impl AgentSpec {
@@ -280,6 +282,7 @@ impl AgentSpec {
             enrolment: None,
             trust_extra: String::new(),
             binary: None,
+            env: Vec::new(),
         }
     }
 
@@ -413,19 +416,20 @@ fn write_agent_config(dir: &Path, broker: SocketAddr, spec: &AgentSpec, sensors:
 
 fn spawn_agent(spec: &AgentSpec, dir: &Path) -> std::io::Result<ChildGuard> {
     let bin = spec.binary.clone().unwrap_or_else(|| workspace_bin("simpul-agent"));
-    spawn_path(&bin, &dir.join("agent.toml"), &dir.join("agent.log"))
+    spawn_path(&bin, &dir.join("agent.toml"), &dir.join("agent.log"), &spec.env)
 }
 
 fn spawn(bin: &str, config: &Path, log: &Path) -> std::io::Result<ChildGuard> {
-    spawn_path(&workspace_bin(bin), config, log)
+    spawn_path(&workspace_bin(bin), config, log, &[])
 }
 
-fn spawn_path(bin: &Path, config: &Path, log: &Path) -> std::io::Result<ChildGuard> {
+fn spawn_path(bin: &Path, config: &Path, log: &Path, env: &[(String, String)]) -> std::io::Result<ChildGuard> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     let child = Command::new(bin)
         .arg("--config")
         .arg(config)
         .arg("run")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

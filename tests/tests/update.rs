@@ -46,19 +46,26 @@ impl World {
 
     /// An agent running from its own copy of the binary, pinning the release key.
     fn agent(&self) -> (Agent, PathBuf) {
+        self.agent_with(Vec::new(), "1s")
+    }
+
+    /// [`World::agent`] with more environment (systemd's, for one test) and this
+    /// heartbeat interval (a trial is healthy at its first heartbeat once connected).
+    fn agent_with(&self, env: Vec<(String, String)>, heartbeat: &str) -> (Agent, PathBuf) {
         let bin_dir = self.dir.path().join("bin");
         std::fs::create_dir_all(&bin_dir).expect("mkdir");
         let binary = bin_dir.join("simpul-agent");
         std::fs::write(&binary, agent_binary(self.dir.path())).expect("copy the agent");
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let extra = format!(
-            "{}[health]\nheartbeat_interval = \"1s\"\n",
+            "{}[health]\nheartbeat_interval = \"{heartbeat}\"\n",
             self.keys.agent_section(&self.dir.path().join("update"))
         );
         let spec = AgentSpec {
             enrolment: Some(self.enrolment.clone()),
             trust_extra: extra,
             binary: Some(binary.clone()),
+            env,
             ..AgentSpec::new(DEVICE, 1, Duration::from_millis(50))
         };
         (Agent::start(self.dir.path(), self.broker, spec).expect("agent"), binary)
@@ -190,4 +197,86 @@ async fn a_box_waiting_for_a_release_it_cannot_fetch_takes_the_next_order_at_onc
     let applied = w.event("update_applied", &agent).await;
     assert_eq!(applied["detail"]["to"], "9.5.0", "{applied}");
     assert_eq!(digest(&binary), sha256_hex(&release));
+}
+
+/// What a `Type=notify` unit's systemd hears: each datagram on the notify socket, with
+/// when it came.
+struct NotifySocket {
+    path: PathBuf,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        // Ends with the test process; a read error (none expected) ends it early.
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock().expect("notify log").push((std::time::Instant::now(), msg));
+            }
+        });
+        NotifySocket { path, heard }
+    }
+
+    fn heard(&self) -> Vec<(std::time::Instant, String)> {
+        self.heard.lock().expect("notify log").clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_trial_keeps_systemds_watchdog_fed_and_only_the_main_process_speaks_to_systemd() {
+    // As systemd starts the unit: WatchdogSec=2s, NotifyAccess=main.
+    const WATCHDOG: Duration = Duration::from_secs(2);
+    let w = World::start().await;
+    let systemd = NotifySocket::bind(w.dir.path());
+    let env = vec![
+        ("NOTIFY_SOCKET".to_owned(), systemd.path.display().to_string()),
+        ("WATCHDOG_USEC".to_owned(), WATCHDOG.as_micros().to_string()),
+    ];
+    // A trial is healthy at the first heartbeat after it connects: one heartbeat interval
+    // (4 s) at least, longer than WatchdogSec, so a supervisor that did not ping would
+    // leave systemd's watchdog hungry.
+    let (agent, _binary) = w.agent_with(env, "4s");
+    let mut consumer = Consumer::new(&w.fleet);
+    consumer.wait_for(DEVICE, 3).await;
+
+    let release = agent_release(&w, "9.0.0");
+    w.publish("9.0.0", &release, "release.key");
+    w.order("9.0.0");
+    w.event("update_applied", &agent).await;
+    // The committed release, exec'd under the same PID, says READY=1 once it serves.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let heard = loop {
+        let heard = systemd.heard();
+        if heard.iter().filter(|(_, m)| m.lines().any(|l| l == "READY=1")).count() >= 2 {
+            break heard;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no second READY=1\n{heard:?}\n{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let readies: Vec<usize> =
+        heard.iter().enumerate().filter(|(_, (_, m))| m.lines().any(|l| l == "READY=1")).map(|(i, _)| i).collect();
+    assert_eq!(
+        readies.len(),
+        2,
+        "READY=1 from the old binary and from the committed one, none from the trial child: {heard:?}"
+    );
+    // From the old binary's READY to the new one's: the runtime stopped, the trial ran
+    // under the supervising loop, and systemd's watchdog never went hungry.
+    let span = &heard[readies[0]..=readies[1]];
+    let longest = span.windows(2).map(|p| p[1].0.duration_since(p[0].0)).max().unwrap_or_default();
+    let pings = span.iter().filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1")).count();
+    let trial = span[span.len() - 1].0.duration_since(span[0].0);
+    println!("{pings} watchdog pings over {trial:?} up to the committed release's READY; longest silence {longest:?}");
+    assert!(
+        longest < WATCHDOG,
+        "systemd heard nothing for {longest:?}, longer than WatchdogSec {WATCHDOG:?}: {heard:?}"
+    );
+    assert!(agent.log().contains("passed its trial"), "{}", agent.log());
 }

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
+use simpul_base::systemd::WatchdogPinger;
 
 use super::{HEALTHY, PREV, Staged, State, TRIAL_ENV, UpdateError};
 use crate::config::UpdateConfig;
@@ -63,7 +64,12 @@ pub fn supervise(
 fn run_trial(staged: &Staged, config: &UpdateConfig, args: &[OsString], healthy: &Path) -> Outcome {
     let deadline = Instant::now() + config.trial_timeout;
     let mut exits = 0;
+    // This process is the unit's main process for the whole trial, and its runtime is
+    // gone: it feeds systemd's watchdog itself, or a trial longer than `WatchdogSec`
+    // would get the box restarted mid-trial.
+    let mut watchdog = WatchdogPinger::from_env();
     loop {
+        watchdog.tick();
         let mut child = match start(&staged.binary, args, healthy) {
             Ok(c) => c,
             Err(e) => {
@@ -76,8 +82,9 @@ fn run_trial(staged: &Staged, config: &UpdateConfig, args: &[OsString], healthy:
             }
         };
         loop {
+            watchdog.tick();
             if is_healthy(healthy, &staged.version) {
-                stop(&mut child);
+                stop(&mut child, &mut watchdog);
                 return Outcome::Healthy;
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -100,7 +107,12 @@ fn run_trial(staged: &Staged, config: &UpdateConfig, args: &[OsString], healthy:
 }
 
 fn start(binary: &Path, args: &[OsString], healthy: &Path) -> std::io::Result<Child> {
-    Command::new(binary).args(args).env(TRIAL_ENV, healthy).stdin(Stdio::null()).spawn()
+    let mut command = Command::new(binary);
+    command.args(args).env(TRIAL_ENV, healthy).stdin(Stdio::null());
+    for var in simpul_base::systemd::NOTIFY_ENV {
+        command.env_remove(var);
+    }
+    command.spawn()
 }
 
 fn is_healthy(healthy: &Path, version: &str) -> bool {
@@ -108,10 +120,11 @@ fn is_healthy(healthy: &Path, version: &str) -> bool {
 }
 
 /// SIGTERM, then SIGKILL if it does not stop in time: the child flushes its buffer first.
-fn stop(child: &mut Child) {
+fn stop(child: &mut Child, watchdog: &mut WatchdogPinger) {
     let _ = kill_process(Pid::from_child(child), Signal::TERM);
     let until = Instant::now() + STOP_TIMEOUT;
     while Instant::now() < until {
+        watchdog.tick();
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
