@@ -15,12 +15,13 @@ apt_need() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 }
 
-# cargo_tool NAME CRATE: installs a cargo subcommand from crates.io when it is missing.
+# cargo_tool NAME CRATE [VERSION]: installs a cargo subcommand from crates.io when it is
+# missing (that VERSION, when given).
 cargo_tool() {
-  local name=$1 crate=$2
+  local name=$1 crate=$2 version=${3:-}
   if ! cargo "$name" --version >/dev/null 2>&1; then
-    echo "==> installing $crate"
-    cargo install --locked "$crate" </dev/null
+    echo "==> installing $crate${version:+ $version}"
+    cargo install --locked "$crate" ${version:+--version "=$version"} </dev/null
   fi
 }
 
