@@ -167,11 +167,14 @@ fn run(path: &Path) -> ExitCode {
     }
 }
 
-/// Runs the trial of a staged release, then restarts into whichever binary won.
+/// Runs the trial of a staged release, then restarts into whichever binary won; a stop
+/// during the trial ends the process (exit 0) instead.
 fn trial(staged: &crate::update::Staged, update: &crate::config::UpdateConfig, exe: &Path) -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if let Err(e) = crate::update::trial::supervise(staged, update, exe, &args) {
-        tracing::error!(error = %e, "the trial could not be settled");
+    match crate::update::trial::supervise(staged, update, exe, &args) {
+        Ok(crate::update::trial::Outcome::Stopped) => return exit::code(exit::OK),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "the trial could not be settled"),
     }
     let e = crate::update::trial::exec(exe, &args);
     tracing::error!(error = %e, exe = %exe.display(), "cannot restart");

@@ -199,6 +199,31 @@ async fn a_box_waiting_for_a_release_it_cannot_fetch_takes_the_next_order_at_onc
     assert_eq!(digest(&binary), sha256_hex(&release));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_the_trial_ends_the_box_cleanly_and_its_next_start_goes_back_to_the_old_release() {
+    let w = World::start().await;
+    // A trial lasts at least one heartbeat interval after it connects (4 s): time to stop
+    // it midway, as `systemctl stop` would (SIGTERM to the main process).
+    let (mut agent, binary) = w.agent_with(Vec::new(), "4s");
+    let before = digest(&binary);
+    let mut consumer = Consumer::new(&w.fleet);
+    consumer.wait_for(DEVICE, 3).await;
+
+    w.publish("9.0.0", &agent_release(&w, "9.0.0"), "release.key");
+    w.order("9.0.0");
+    log_says(&agent, "the trial's start", |l| l.contains("trial of the new release")).await;
+    let code = agent.terminate().expect("SIGTERM");
+    assert_eq!(code, Some(0), "a clean stop, not a restart into either binary\n{}", agent.log());
+    assert!(agent.log().contains("stopped during the trial"), "{}", agent.log());
+    assert_eq!(digest(&binary), before, "the old binary stays at its path");
+
+    agent.restart(w.broker, true).expect("start the box again");
+    let rolled = w.event("update_rolled_back", &agent).await;
+    assert_eq!(rolled["detail"]["reason"], "the box restarted during the trial", "{rolled}");
+    let held = consumer.count(DEVICE);
+    consumer.wait_for(DEVICE, held + 3).await;
+}
+
 /// What a `Type=notify` unit's systemd hears: each datagram on the notify socket, with
 /// when it came.
 struct NotifySocket {

@@ -33,6 +33,10 @@ pub enum Outcome {
     Healthy,
     /// Not: roll back, for this reason.
     Failed(String),
+    /// The daemon was told to stop (SIGTERM, SIGINT) mid-trial: the child was stopped and
+    /// the state left at `Trial`, which the next start settles as a rollback (the box
+    /// restarted during the trial). Nothing is `exec`d.
+    Stopped,
 }
 
 /// Runs the trial of `staged` and settles it: commits (replaces the binary at `exe`) or
@@ -52,6 +56,9 @@ pub fn supervise(
     let _ = std::fs::remove_file(&healthy);
     match &outcome {
         Outcome::Healthy => commit(staged, dir, exe)?,
+        Outcome::Stopped => {
+            tracing::warn!(version = %staged.version, "stopped during the trial; the next start goes back")
+        }
         Outcome::Failed(reason) => {
             tracing::error!(version = %staged.version, %reason, "the new release failed its trial; going back");
             let _ = std::fs::remove_file(&staged.binary);
@@ -68,6 +75,9 @@ fn run_trial(staged: &Staged, config: &UpdateConfig, args: &[OsString], healthy:
     // gone: it feeds systemd's watchdog itself, or a trial longer than `WatchdogSec`
     // would get the box restarted mid-trial.
     let mut watchdog = WatchdogPinger::from_env();
+    // The daemon's own signal handling went with its runtime: a stop (`systemctl stop`)
+    // during the trial is watched for here, or it would look like the child crashing.
+    let mut signals = StopSignals::install();
     loop {
         watchdog.tick();
         let mut child = match start(&staged.binary, args, healthy) {
@@ -77,7 +87,9 @@ fn run_trial(staged: &Staged, config: &UpdateConfig, args: &[OsString], healthy:
                 if exits >= config.crash_limit {
                     return Outcome::Failed(format!("it could not be started {exits} times: {e}"));
                 }
-                std::thread::sleep(RESTART_PAUSE);
+                if signals.wait(RESTART_PAUSE) {
+                    return Outcome::Stopped;
+                }
                 continue;
             }
         };
@@ -100,9 +112,56 @@ fn run_trial(staged: &Staged, config: &UpdateConfig, args: &[OsString], healthy:
                 let _ = child.wait();
                 return Outcome::Failed(format!("it was not healthy within {:?}", config.trial_timeout));
             }
-            std::thread::sleep(POLL);
+            if signals.wait(POLL) {
+                stop(&mut child, &mut watchdog);
+                return Outcome::Stopped;
+            }
         }
-        std::thread::sleep(RESTART_PAUSE);
+        if signals.wait(RESTART_PAUSE) {
+            return Outcome::Stopped;
+        }
+    }
+}
+
+/// SIGTERM and SIGINT for the supervising loop, on a small runtime of its own.
+struct StopSignals(Option<(tokio::runtime::Runtime, tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let installed = runtime.map_err(|e| e.to_string()).and_then(|rt| {
+            let signals = {
+                let _inside = rt.enter();
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            };
+            match signals {
+                (Ok(term), Ok(int)) => Ok((rt, term, int)),
+                (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+            }
+        });
+        match installed {
+            Ok(s) => StopSignals(Some(s)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch for a stop during the trial");
+                StopSignals(None)
+            }
+        }
+    }
+
+    /// Waits `period`; whether a stop signal came meanwhile.
+    fn wait(&mut self, period: Duration) -> bool {
+        let Some((rt, term, int)) = &mut self.0 else {
+            std::thread::sleep(period);
+            return false;
+        };
+        rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => true,
+                _ = int.recv() => true,
+                () = tokio::time::sleep(period) => false,
+            }
+        })
     }
 }
 
