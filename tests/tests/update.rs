@@ -225,31 +225,40 @@ async fn a_stop_during_the_trial_ends_the_box_cleanly_and_its_next_start_goes_ba
 }
 
 /// What a `Type=notify` unit's systemd hears: each datagram on the notify socket, with
-/// when it came.
+/// when it came, handed over as it arrives.
 struct NotifySocket {
     path: PathBuf,
-    heard: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>,
+    arrivals: tokio::sync::mpsc::UnboundedReceiver<(std::time::Instant, String)>,
+    heard: Vec<(std::time::Instant, String)>,
 }
 
 impl NotifySocket {
     fn bind(dir: &Path) -> NotifySocket {
         let path = dir.join("notify.sock");
         let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
-        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = heard.clone();
-        // Ends with the test process; a read error (none expected) ends it early.
+        let (tx, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        // Ends with the test process, or when the test stops listening.
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 4096];
             while let Ok(n) = socket.recv(&mut buf) {
                 let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                sink.lock().expect("notify log").push((std::time::Instant::now(), msg));
+                if tx.send((std::time::Instant::now(), msg)).is_err() {
+                    return;
+                }
             }
         });
-        NotifySocket { path, heard }
+        NotifySocket { path, arrivals, heard: Vec::new() }
     }
 
-    fn heard(&self) -> Vec<(std::time::Instant, String)> {
-        self.heard.lock().expect("notify log").clone()
+    /// Everything heard up to and including the `n`th message holding `line`; `None` if it
+    /// does not come within [`PATIENCE`].
+    async fn until_nth(&mut self, n: usize, line: &str) -> Option<Vec<(std::time::Instant, String)>> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.heard.iter().filter(|(_, m)| m.lines().any(|l| l == line)).count() < n {
+            let next = tokio::time::timeout_at(deadline, self.arrivals.recv()).await.ok().flatten()?;
+            self.heard.push(next);
+        }
+        Some(self.heard.clone())
     }
 }
 
@@ -258,7 +267,7 @@ async fn an_update_trial_keeps_systemds_watchdog_fed_and_only_the_main_process_s
     // As systemd starts the unit: WatchdogSec=2s, NotifyAccess=main.
     const WATCHDOG: Duration = Duration::from_secs(2);
     let w = World::start().await;
-    let systemd = NotifySocket::bind(w.dir.path());
+    let mut systemd = NotifySocket::bind(w.dir.path());
     let env = vec![
         ("NOTIFY_SOCKET".to_owned(), systemd.path.display().to_string()),
         ("WATCHDOG_USEC".to_owned(), WATCHDOG.as_micros().to_string()),
@@ -275,14 +284,8 @@ async fn an_update_trial_keeps_systemds_watchdog_fed_and_only_the_main_process_s
     w.order("9.0.0");
     w.event("update_applied", &agent).await;
     // The committed release, exec'd under the same PID, says READY=1 once it serves.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let heard = loop {
-        let heard = systemd.heard();
-        if heard.iter().filter(|(_, m)| m.lines().any(|l| l == "READY=1")).count() >= 2 {
-            break heard;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no second READY=1\n{heard:?}\n{}", agent.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let Some(heard) = systemd.until_nth(2, "READY=1").await else {
+        panic!("no second READY=1\n{:?}\n{}", systemd.heard, agent.log());
     };
 
     let readies: Vec<usize> =
