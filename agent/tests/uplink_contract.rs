@@ -94,6 +94,33 @@ async fn a_puback_without_a_fleet_ack_is_not_trusted_after_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_broker_took_but_no_fleet_acknowledged_is_sent_again_after_ack_timeout_without_reconnecting() {
+    // A fleet process that takes the batches (the broker PUBACKs them to the box) and never
+    // acknowledges: a shared-subscription member killed with the messages in hand.
+    let rig = Rig::start(0).await;
+    let mut writer = open(&rig.path);
+    let last = append(&mut writer, 300);
+    let mut config = uplink_config(rig.broker.port(), 100);
+    config.ack_timeout = Duration::from_secs(1);
+    let agent = Agent::start(config, &rig.path, synced_clock());
+    let stats = &agent.up.stats;
+    within("the batches taken", rig.fleet.wait_for(|s| s.has_all(last))).await;
+    within("every batch PUBACKed", stats.wait_for(|s| s.batches_sent >= 3 && s.pubacks > s.batches_sent)).await;
+    // That process is gone with what it took; the one that remains would acknowledge.
+    rig.fleet.forget_above(0);
+    rig.fleet.set_ack_cap(u64::MAX);
+
+    within("everything acknowledged", stats.wait_for(|s| s.watermark == Some(last))).await;
+    let snap = stats.snapshot();
+    assert_eq!(snap.connects, 1, "the same session sent it again: {snap:?}");
+    assert!(snap.ack_timeouts >= 1 && snap.resends >= 1, "{snap:?}");
+    assert!(rig.fleet.state().has_all(last), "nothing lost");
+    assert_eq!(writer.stats().expect("stats").readings, 0);
+
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_readings_are_not_stuck_behind_a_large_backlog() {
     let rig = Rig::start(u64::MAX).await;
     // A slow link: every chunk of 256 bytes towards the broker waits 5 ms.

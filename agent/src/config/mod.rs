@@ -206,6 +206,11 @@ pub struct UplinkConfig {
     /// The most batches published and not yet PUBACKed. Default 4.
     #[serde(default = "defaults::max_inflight")]
     pub max_inflight: u16,
+    /// A batch PUBACKed by the broker but still above the fleet's watermark this long after
+    /// makes the uplink send everything above the watermark again, without reconnecting:
+    /// the fleet process that took it may have died (docs/design/uplink.md). Default 60s.
+    #[serde(default = "defaults::ack_timeout", with = "humantime_serde")]
+    pub ack_timeout: Duration,
     /// First wait before reconnecting. Default 1s.
     #[serde(default = "defaults::reconnect_min", with = "humantime_serde")]
     pub reconnect_min: Duration,
@@ -227,6 +232,7 @@ impl Default for UplinkConfig {
             batch_max: defaults::batch_max(),
             batch_interval: defaults::batch_interval(),
             max_inflight: defaults::max_inflight(),
+            ack_timeout: defaults::ack_timeout(),
             reconnect_min: defaults::reconnect_min(),
             reconnect_max: defaults::reconnect_max(),
             tls: false,
@@ -285,6 +291,9 @@ pub(crate) mod defaults {
     }
     pub fn max_inflight() -> u16 {
         4
+    }
+    pub fn ack_timeout() -> Duration {
+        Duration::from_secs(60)
     }
     pub fn reconnect_min() -> Duration {
         Duration::from_secs(1)

@@ -103,6 +103,7 @@ impl Checker<'_> {
             "must be more than 0s and at most 60s",
         );
         self.ensure((1..=1000).contains(&u.max_inflight), &at.key("max_inflight"), "must be from 1 to 1000");
+        self.ensure(u.ack_timeout >= Duration::from_secs(1), &at.key("ack_timeout"), "must be at least 1s");
         self.ensure(u.reconnect_min > Duration::ZERO, &at.key("reconnect_min"), "must be more than 0s");
         self.ensure(
             u.reconnect_min <= u.reconnect_max,

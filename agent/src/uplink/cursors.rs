@@ -63,6 +63,13 @@ impl Cursors {
         self.backlog = self.backlog.max(watermark);
     }
 
+    /// The fleet did not acknowledge what it took in time: send everything above
+    /// `watermark` again, up to what live has sent, in the backlog's slots.
+    pub fn rewind(&mut self, watermark: u64) {
+        self.backlog_end = self.backlog_end.max(self.live);
+        self.backlog = watermark.min(self.backlog_end);
+    }
+
     /// What to read next, with `in_flight` batches not yet PUBACKed; `None`: wait.
     pub fn next(&self, in_flight: usize, max_inflight: usize) -> Option<Read> {
         let max_inflight = max_inflight.max(1);
@@ -157,6 +164,20 @@ mod tests {
         assert_eq!(c.next(0, 4).map(|r| r.after), Some(150));
         c.acknowledged(3);
         assert_eq!(c.next(0, 4).map(|r| r.after), Some(150));
+    }
+
+    #[test]
+    fn a_rewind_sends_everything_above_the_watermark_again_backlog_and_live() {
+        let mut c = Cursors::new(100, 300);
+        c.advance(c.next(0, 4).expect("backlog"), Some(300), false);
+        c.tick();
+        c.advance(c.next(0, 4).expect("live"), Some(360), false);
+        assert!(c.backlog_done());
+        c.acknowledged(150);
+        c.rewind(150);
+        assert_eq!(c.next(0, 4), Some(Read { stream: Stream::Backlog, after: 150, through: Some(360) }));
+        c.tick();
+        assert_eq!(c.next(0, 4).map(|r| (r.stream, r.after)), Some((Stream::Live, 360)), "live goes on where it was");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rumqttc::{Event, Outgoing, Packet, QoS};
 use simpul_protocol::control::{Ack, Event as ControlEvent};
 use simpul_protocol::{Channel, ControlMessage, Topic};
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{Link, mqtt_options, status};
@@ -22,7 +22,8 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// front, whatever their packet ids.
 #[derive(Debug)]
 enum Sent {
-    Batch,
+    /// A reading batch; `covered` is the highest seq it holds.
+    Batch { covered: u64 },
     Status,
     Event(ControlEvent),
     Message(Message),
@@ -32,11 +33,14 @@ enum Sent {
 struct Session {
     link: Link,
     in_flight: VecDeque<Sent>,
+    /// Batches the broker PUBACKed and the fleet has not acknowledged yet: the highest seq
+    /// of each and when its PUBACK came, oldest first.
+    taken: VecDeque<(u64, Instant)>,
 }
 
 impl Session {
     fn batches_in_flight(&self) -> usize {
-        self.in_flight.iter().filter(|s| matches!(s, Sent::Batch)).count()
+        self.in_flight.iter().filter(|s| matches!(s, Sent::Batch { .. })).count()
     }
 }
 
@@ -52,7 +56,7 @@ impl Uplink {
         backoff: &mut Backoff,
     ) -> Result<(), UplinkError> {
         let options = mqtt_options(&self.config, &self.device, self.boot_id, &self.identity_dir)?;
-        let mut s = Session { link: Link::open(options), in_flight: VecDeque::new() };
+        let mut s = Session { link: Link::open(options), in_flight: VecDeque::new(), taken: VecDeque::new() };
         let result = self.drive(&mut s, shutdown, backoff).await;
         self.stats.set_connected(false);
         // Events the broker never confirmed go out again next time, in order.
@@ -60,7 +64,7 @@ impl Uplink {
             match sent {
                 Sent::Event(e) => self.pending_events.push_front(e),
                 Sent::Message(m) => self.pending_messages.push_front(m),
-                Sent::Batch | Sent::Status => {}
+                Sent::Batch { .. } | Sent::Status => {}
             }
         }
         result
@@ -118,7 +122,10 @@ impl Uplink {
                     s.link.client.publish(self.topic(n.channel), QoS::AtMostOnce, false, n.payload).await?;
                     self.stats.notice_sent();
                 }
-                _ = tick.tick() => cursors.tick(),
+                _ = tick.tick() => {
+                    cursors.tick();
+                    self.check_ack_timeout(s, &mut cursors);
+                }
             }
         }
     }
@@ -134,7 +141,7 @@ impl Uplink {
             let resend = self.highest_sent.is_some_and(|h| first <= h);
             self.highest_sent = Some(self.highest_sent.map_or(covered, |h| h.max(covered)));
             s.link.client.publish(self.topic(Channel::Readings), QoS::AtLeastOnce, false, fetched.payload).await?;
-            s.in_flight.push_back(Sent::Batch);
+            s.in_flight.push_back(Sent::Batch { covered });
             self.stats.batch_sent(fetched.readings, resend);
             tracing::trace!(?read, first, covered, resend, "batch published");
         }
@@ -145,6 +152,9 @@ impl Uplink {
         match event {
             Event::Incoming(Packet::Publish(p)) if p.topic == self.topic(Channel::Ack) => {
                 self.on_ack(&p.payload, cursors).await?;
+                if let Some(w) = self.watermark {
+                    s.taken.retain(|&(covered, _)| covered > w);
+                }
             }
             Event::Incoming(Packet::Publish(p)) if p.topic == self.topic(Channel::ConfigDesired) => {
                 self.desired.send_replace(Some(p.payload.to_vec()));
@@ -157,11 +167,37 @@ impl Uplink {
             }
             Event::Incoming(Packet::PubAck(_)) => {
                 let confirmed = s.in_flight.pop_front();
+                if let Some(Sent::Batch { covered }) = confirmed
+                    && self.watermark.is_none_or(|w| covered > w)
+                {
+                    s.taken.push_back((covered, Instant::now()));
+                }
                 self.stats.puback(matches!(confirmed, Some(Sent::Event(_))));
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// A batch the broker took is still unacknowledged `ack_timeout` after its PUBACK: the
+    /// fleet process that took it may be gone (a shared-subscription member killed, its
+    /// messages stranded at the broker). Everything above the watermark goes out again in
+    /// this session; the fleet stores a seq once however often it arrives.
+    fn check_ack_timeout(&mut self, s: &mut Session, cursors: &mut Cursors) {
+        let Some(&(covered, since)) = s.taken.front() else { return };
+        if since.elapsed() < self.config.ack_timeout {
+            return;
+        }
+        let watermark = self.watermark.unwrap_or(0);
+        tracing::warn!(
+            covered,
+            watermark,
+            timeout = ?self.config.ack_timeout,
+            "the fleet did not acknowledge a batch the broker took; sending everything above the watermark again"
+        );
+        s.taken.clear();
+        cursors.rewind(watermark);
+        self.stats.ack_timed_out();
     }
 
     /// The fleet's watermark: delete through it, never above; move the cursors up.

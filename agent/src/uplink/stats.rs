@@ -31,6 +31,9 @@ pub struct UplinkSnapshot {
     pub resends: u64,
     /// PUBACKs received (they free an in-flight slot, nothing more).
     pub pubacks: u64,
+    /// Times a PUBACKed batch went unacknowledged for `ack_timeout` and everything above
+    /// the watermark was sent again.
+    pub ack_timeouts: u64,
     /// Readings deleted from the buffer after an acknowledgement.
     pub deleted: u64,
     /// MQTT messages that did not decode or made no sense (an impossible watermark).
@@ -102,6 +105,10 @@ impl UplinkStats {
             s.pubacks += 1;
             s.events_sent += u64::from(event_confirmed);
         });
+    }
+
+    pub(super) fn ack_timed_out(&self) {
+        self.change(|s| s.ack_timeouts += 1);
     }
 
     pub(super) fn notice_sent(&self) {

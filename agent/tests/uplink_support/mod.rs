@@ -92,6 +92,7 @@ pub fn uplink_config(port: u16, batch_max: usize) -> UplinkConfig {
         batch_max,
         batch_interval: Duration::from_millis(50),
         max_inflight: 4,
+        ack_timeout: Duration::from_secs(60),
         reconnect_min: Duration::from_millis(50),
         reconnect_max: Duration::from_millis(500),
         tls: false,
