@@ -140,6 +140,12 @@ pub async fn start_with_store(
             let addr = handle.local_addr();
             tracing::info!(%addr, "embedded broker listening");
             config.mqtt.broker = Some(addr.to_string());
+            // One fleet process per embedded broker: ingest needs no shared subscription.
+            // And rmqtt 0.24's shared-subscription dispatch checks the member's connection
+            // while holding a lock of the session table across an await; under a reconnect
+            // storm, session takeovers then block both runtime workers and the broker stops
+            // accepting (benches/province, docs/design/broker.md). Plain subscriptions avoid it.
+            config.mqtt.shared_group.clear();
             Some((handle, stop))
         }
     };

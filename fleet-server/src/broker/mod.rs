@@ -368,7 +368,10 @@ fn builder(config: &BrokerConfig, name: &str, addr: SocketAddr) -> Builder {
     Builder::new()
         .name(name)
         .laddr(addr)
-        .backlog(1024)
+        // A reconnect storm brings every box at once: a short accept queue drops their SYNs
+        // and final ACKs, each box's 5 s connect timeout fires and it backs off for seconds
+        // (benches/province). The kernel caps this at net.core.somaxconn (4096 by default).
+        .backlog(i32::try_from(config.max_connections).unwrap_or(i32::MAX))
         .nodelay(true)
         .reuseaddr(Some(true))
         .max_connections(config.max_connections)
