@@ -17,6 +17,8 @@
 //!
 //! Goal on a 2-core machine: >= 100,000 readings/s, p99 <= 1 s, <= 300 MB.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,49 +27,11 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use simpul_protocol::control::{Ack, ControlMessage};
 use simpul_protocol::topic::Channel;
-use simpul_protocol::{BootId, DeviceId, Reading, ReadingBatch, ReadingTime, Topic};
+use simpul_protocol::{DeviceId, Topic};
 use std::collections::VecDeque;
 
+use common::{BATCH, batch, env_or, free_port, kib, percentile_ms, publish_wire_bytes};
 use tokio::sync::{Mutex, watch};
-
-const BATCH: u64 = 60;
-
-fn env_or(name: &str, quick: bool, quick_value: u64, full: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(if quick { quick_value } else { full })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
-}
-
-fn kib(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
-}
-
-/// One minute of a water level, seqs `first..first+60`.
-fn batch(first: u64, start_ms: i64) -> ReadingBatch {
-    let readings = (0..BATCH)
-        .map(|i| {
-            let seq = first + i;
-            let noise = ((seq * 7919) % 7) as f64 - 3.0;
-            Reading {
-                seq,
-                sensor: "sungai".into(),
-                metric: "level".into(),
-                unit: "cm".into(),
-                value: (1200.0 + (seq as f64 / 60.0).sin() * 300.0 + noise).round() / 10.0,
-                time: ReadingTime {
-                    wall_ms: start_ms + (seq as i64) * 1000,
-                    synced: true,
-                    boot_id: BootId([1; 16]),
-                    mono_ms: seq * 1000,
-                },
-            }
-        })
-        .collect();
-    ReadingBatch { readings, dropped: Vec::new() }
-}
 
 #[derive(Default)]
 struct Totals {
@@ -92,19 +56,6 @@ enum Load {
     /// Each device publishes its next batch as soon as the last is acked: the fleet's
     /// saturation throughput (latency is then devices / throughput, by construction).
     Closed,
-}
-
-/// The bytes a QoS 1 PUBLISH of `payload` on `topic` takes on the wire.
-fn publish_wire_bytes(topic: &str, payload: usize) -> u64 {
-    // Fixed header (1 + remaining-length varint), topic (2 + len), packet id (2).
-    let remaining = 2 + topic.len() + 2 + payload;
-    let varint = match remaining {
-        0..128 => 1,
-        128..16_384 => 2,
-        16_384..2_097_152 => 3,
-        _ => 4,
-    };
-    (1 + varint + remaining) as u64
 }
 
 /// One device: connect, subscribe to its ack, wait for the start, then publish batches
@@ -281,7 +232,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let unacked = totals.unacked.load(Ordering::Relaxed);
     let mut lat = totals.latencies_us.lock().await.clone();
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| percentile_ms(&lat, p);
     let wire = totals.wire_bytes.load(Ordering::Relaxed) as f64 / readings.max(1) as f64;
     let mode = match load {
         Load::Open { interval } => format!(
