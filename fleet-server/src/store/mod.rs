@@ -7,6 +7,10 @@
 //! thread hop costs nothing measurable. A PostgreSQL store can use the blocking `postgres`
 //! client with a small pool behind the same trait.
 //!
+//! [`open_stores`] (open.rs) is the one place that opens the readings store and the side
+//! stores (auth, releases, rollouts, trust), and [`StoreError`] names no backend, so
+//! nothing outside [`sqlite`] depends on SQLite.
+//!
 //! Durability rules every implementation keeps:
 //! - [`Store::commit`] applies a whole batch of inbound messages in one transaction; when
 //!   it returns `Ok`, everything is durable, and only then does the fleet ack anything.
@@ -19,6 +23,7 @@
 pub mod config;
 mod error;
 mod health;
+mod open;
 pub mod sqlite;
 
 use simpul_protocol::control::{Event, Heartbeat};
@@ -30,6 +35,7 @@ pub use config::{
 };
 pub use error::{BackendError, StoreError};
 pub use health::{Acceptance, DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, event_kind};
+pub use open::{SideStores, Stores, open_side_stores, open_stores};
 pub use sqlite::SqliteStore;
 
 /// One inbound MQTT message, decoded, ready to be committed.
