@@ -14,8 +14,7 @@ use crate::config::FleetConfig;
 use crate::health::HealthSettings;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
-use crate::store::sqlite::{SqliteReleaseStore, SqliteRolloutStore, SqliteTrustStore};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError, Stores};
 use crate::trust::enrol::Enroller;
 use crate::trust::routes::DeviceApiState;
 use crate::trust::server::ServerTrust;
@@ -99,27 +98,38 @@ pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(),
     Ok(())
 }
 
-/// Starts every part and returns once the store is open and the API listens.
+/// Starts every part and returns once the stores are open and the API listens.
 pub async fn start(config: FleetConfig, shutdown: CancellationToken) -> Result<Running, RunError> {
-    let path = config.store.path.clone();
-    tracing::info!(store = %path.display(), broker = ?config.mqtt.broker, "simpul-fleet starting");
-    let every = config.store.health_history_every;
-    let open = move || SqliteStore::open(&path).map(|s| s.with_health_history_every(every));
-    let store: Arc<dyn Store> = Arc::new(tokio::task::spawn_blocking(open).await??);
-    start_with_store(config, store, shutdown).await
+    tracing::info!(store = %config.store.path.display(), broker = ?config.mqtt.broker, "simpul-fleet starting");
+    let store_config = config.store.clone();
+    let stores = tokio::task::spawn_blocking(move || crate::store::open_stores(&store_config)).await??;
+    start_with_stores(config, stores, shutdown).await
 }
 
-/// [`start`] with a store of the caller's choosing (another database; a test's wrapper).
-/// `config.store.path` holds only the operators' users and tokens here (docs/design/auth.md).
+/// [`start`] with a readings store of the caller's choosing (another database; a test's
+/// wrapper). `config.store.path` holds only the side stores here: the operators' users and
+/// tokens (docs/design/auth.md), releases, rollouts and trust.
 pub async fn start_with_store(
     config: FleetConfig,
     store: Arc<dyn Store>,
     shutdown: CancellationToken,
 ) -> Result<Running, RunError> {
+    let store_config = config.store.clone();
+    let side = tokio::task::spawn_blocking(move || crate::store::open_side_stores(&store_config)).await??;
+    start_with_stores(config, side.with_store(store), shutdown).await
+}
+
+/// [`start`] with the stores open.
+async fn start_with_stores(
+    config: FleetConfig,
+    stores: Stores,
+    shutdown: CancellationToken,
+) -> Result<Running, RunError> {
     let mut config = config;
+    let Stores { store, auth: auth_store, releases: release_store, rollouts, trust } = stores;
     let tracker = TaskTracker::new();
     let embedded = config.mqtt.broker.is_none();
-    let trust = if config.trust.listen.is_some() || (embedded && config.broker.tls_listen.is_some()) {
+    let server_trust = if config.trust.listen.is_some() || (embedded && config.broker.tls_listen.is_some()) {
         Some(load_trust(&config).await?)
     } else {
         None
@@ -128,11 +138,12 @@ pub async fn start_with_store(
         Some(_) => None,
         None => {
             let stop = CancellationToken::new();
-            let (tls, security) = match &trust {
-                Some((server, store)) if config.broker.tls_listen.is_some() => {
+            let (tls, security) = match &server_trust {
+                Some(server) if config.broker.tls_listen.is_some() => {
                     let mut files = server.write_broker_files(&config.trust.dir)?;
-                    files.revoked = Some(Arc::clone(store) as Arc<dyn broker::Revocations>);
-                    (Some(files), security_log(Arc::clone(store), shutdown.clone(), &tracker))
+                    files.revoked = Some(Arc::clone(&trust).revocations());
+                    let log = security_log(Arc::clone(&trust).trust_store(), shutdown.clone(), &tracker);
+                    (Some(files), log)
                 }
                 _ => (None, broker::SecurityLog::discard()),
             };
@@ -174,11 +185,7 @@ pub async fn start_with_store(
     }
 
     let health = Arc::new(HealthSettings { offline_after: config.health.offline_after, alerts: config.alerts.clone() });
-    let auth = crate::auth::AuthState::open(&config.store.path, &config.auth).await?;
-    let release_store: Arc<dyn crate::releases::ReleaseStore> = {
-        let db = config.store.path.clone();
-        Arc::new(tokio::task::spawn_blocking(move || SqliteReleaseStore::open(&db)).await??)
-    };
+    let auth = crate::auth::AuthState::new(auth_store, &config.auth);
     let desired = crate::config_publisher::spawn(
         &config,
         Arc::clone(&store),
@@ -186,10 +193,6 @@ pub async fn start_with_store(
         shutdown.clone(),
         &tracker,
     )?;
-    let rollouts: Arc<dyn crate::rollouts::RolloutStore> = {
-        let db = config.store.path.clone();
-        Arc::new(tokio::task::spawn_blocking(move || SqliteRolloutStore::open(&db)).await??)
-    };
     let engine = crate::rollouts::task::Engine {
         store: Arc::clone(&rollouts),
         desired: desired.clone(),
@@ -199,14 +202,9 @@ pub async fn start_with_store(
     tracker.spawn(engine.run(shutdown.clone()));
     let max_limit = config.api.max_limit;
     let zone = config.dashboard.timezone;
+    let trust_store = trust.trust_store();
     let trust_api = api::trust::TrustApi {
-        store: match &trust {
-            Some((_, s)) => Arc::clone(s) as Arc<dyn TrustStore>,
-            None => {
-                let db = config.store.path.clone();
-                Arc::new(tokio::task::spawn_blocking(move || SqliteTrustStore::open(&db)).await??)
-            }
-        },
+        store: Arc::clone(&trust_store),
         disconnector: broker.as_ref().map(|(h, _)| h.disconnector()),
     };
     let releases = api::releases::ReleasesApi { store: Arc::clone(&release_store), keys: config.releases.keys.clone() };
@@ -226,8 +224,8 @@ pub async fn start_with_store(
         relays,
         rtsp: rtsp_addr,
     };
-    let device_addr = match (config.trust.listen, trust) {
-        (Some(listen), Some((server, trust_store))) => {
+    let device_addr = match (config.trust.listen, server_trust) {
+        (Some(listen), Some(server)) => {
             let parts = DeviceListener {
                 server,
                 trust_store,
@@ -276,23 +274,19 @@ pub async fn start_with_store(
     })
 }
 
-/// The CA with a fresh server certificate, and the trust tables.
-async fn load_trust(config: &FleetConfig) -> Result<(ServerTrust, Arc<SqliteTrustStore>), RunError> {
-    let (dir, names, db) = (config.trust.dir.clone(), config.trust.server_names.clone(), config.store.path.clone());
+/// The CA with a fresh server certificate.
+async fn load_trust(config: &FleetConfig) -> Result<ServerTrust, RunError> {
+    let (dir, names) = (config.trust.dir.clone(), config.trust.server_names.clone());
     tokio::task::spawn_blocking(move || -> Result<_, RunError> {
         let server = ServerTrust::load(&dir, &names)?;
         tracing::info!(fleet_id = server.ca.fleet_id(), "fleet CA loaded");
-        Ok((server, Arc::new(SqliteTrustStore::open(&db)?)))
+        Ok(server)
     })
     .await?
 }
 
 /// A [`broker::SecurityLog`] whose events go into `store` until `shutdown`.
-fn security_log(
-    store: Arc<SqliteTrustStore>,
-    shutdown: CancellationToken,
-    tracker: &TaskTracker,
-) -> broker::SecurityLog {
+fn security_log(store: Arc<dyn TrustStore>, shutdown: CancellationToken, tracker: &TaskTracker) -> broker::SecurityLog {
     let (log, mut rx) = broker::SecurityLog::channel();
     tracker.spawn(async move {
         loop {
@@ -316,7 +310,7 @@ fn security_log(
 /// What the device listener serves from.
 struct DeviceListener {
     server: ServerTrust,
-    trust_store: Arc<SqliteTrustStore>,
+    trust_store: Arc<dyn TrustStore>,
     store: Arc<dyn Store>,
     desired: crate::config_publisher::ConfigPublisher,
     releases: Arc<dyn crate::releases::ReleaseStore>,

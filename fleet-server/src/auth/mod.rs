@@ -3,7 +3,8 @@
 //! - [`role`]: `ops` may change things, `viewer` may only read; the rule by HTTP method.
 //! - [`token`]: the token format `spl_{id}_{secret}` and how secrets are hashed.
 //! - [`password`]: argon2id password hashes (PHC strings).
-//! - [`store`]: the blocking [`AuthStore`] trait (SQLite: `store::sqlite::SqliteAuthStore`).
+//! - [`store`]: the blocking [`AuthStore`] trait (SQLite: `store::sqlite::SqliteAuthStore`,
+//!   opened by `store::open_stores`).
 //! - [`ops`]: what the API and the offline CLI do with them: add users, issue tokens, log in,
 //!   authenticate a presented token.
 //! - [`layer`]: the axum middleware in front of every `/api/v1` route.
@@ -16,7 +17,6 @@ pub mod role;
 pub mod store;
 pub mod token;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,9 +24,6 @@ pub use config::AuthConfig;
 pub use ops::{Issued, Principal};
 pub use role::Role;
 pub use store::{AuthStore, TokenInfo, TokenRow, User};
-
-use crate::store::StoreError;
-use crate::store::sqlite::SqliteAuthStore;
 
 /// The name of the session cookie the dashboard uses.
 pub const SESSION_COOKIE: &str = "simpul_session";
@@ -42,13 +39,9 @@ pub struct AuthState {
 }
 
 impl AuthState {
-    /// Opens the operators' tables in the fleet database at `path`.
-    pub async fn open(path: &Path, config: &AuthConfig) -> Result<AuthState, StoreError> {
-        let path = path.to_owned();
-        let store = tokio::task::spawn_blocking(move || SqliteAuthStore::open(&path))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
-        Ok(AuthState { store: Arc::new(store), session_ttl: config.session_ttl, cookie_secure: config.cookie_secure })
+    /// The auth state over `store` (from [`crate::store::open_stores`]).
+    pub fn new(store: Arc<dyn AuthStore>, config: &AuthConfig) -> AuthState {
+        AuthState { store, session_ttl: config.session_ttl, cookie_secure: config.cookie_secure }
     }
 }
 

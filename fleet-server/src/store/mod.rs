@@ -7,6 +7,10 @@
 //! thread hop costs nothing measurable. A PostgreSQL store can use the blocking `postgres`
 //! client with a small pool behind the same trait.
 //!
+//! [`open_stores`] (open.rs) is the one place that opens the readings store and the side
+//! stores (auth, releases, rollouts, trust), and [`StoreError`] names no backend, so
+//! nothing outside [`sqlite`] depends on SQLite.
+//!
 //! Durability rules every implementation keeps:
 //! - [`Store::commit`] applies a whole batch of inbound messages in one transaction; when
 //!   it returns `Ok`, everything is durable, and only then does the fleet ack anything.
@@ -17,7 +21,9 @@
 //!   Delivery ids increase in commit order, so a reader paging by cursor never misses one.
 
 pub mod config;
+mod error;
 mod health;
+mod open;
 pub mod sqlite;
 
 use simpul_protocol::control::{Event, Heartbeat};
@@ -27,7 +33,9 @@ pub use config::{
     AcceptedProposal, ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig, ProposalRefused,
     ReportedState,
 };
+pub use error::{BackendError, StoreError};
 pub use health::{Acceptance, DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, event_kind};
+pub use open::{SideStores, Stores, open_side_stores, open_stores};
 pub use sqlite::SqliteStore;
 
 /// One inbound MQTT message, decoded, ready to be committed.
@@ -129,39 +137,6 @@ pub struct ProtocolEvent {
     pub at_ms: i64,
     pub kind: String,
     pub detail: String,
-}
-
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("cannot create {path}: {source}")]
-    CreateDir {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot start the WAL checkpoint thread: {0}")]
-    Checkpointer(#[source] std::io::Error),
-    #[error("the database at {path} has schema version {found}; this build knows up to {known}")]
-    SchemaTooNew { path: String, found: i64, known: i64 },
-    #[error("a stored value is out of range: {0}")]
-    Corrupt(String),
-    #[error("the store task panicked or was cancelled: {0}")]
-    Task(String),
-}
-
-impl StoreError {
-    /// Whether trying again later may succeed (a busy database, a lost connection).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
-                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            }
-            _ => false,
-        }
-    }
 }
 
 /// The fleet's storage. Blocking: call it through `spawn_blocking` (see the module docs).

@@ -1,10 +1,12 @@
 //! What the fleet keeps for trust (docs/design/trust.md): enrolment tokens (their secrets
 //! only as hashes) and the device certificates it issued.
 
+use std::sync::Arc;
+
 use simpul_protocol::DeviceId;
 
 use super::Issued;
-use crate::broker::SecurityEvent;
+use crate::broker::{Revocations, SecurityEvent};
 use crate::store::StoreError;
 
 /// A new enrolment token's row.
@@ -117,6 +119,27 @@ pub trait TrustStore: Send + Sync + std::fmt::Debug {
 
     /// Whether the certificate of serial `serial` (hex, leading zeros or not) is revoked.
     fn is_revoked(&self, serial: &str) -> Result<bool, StoreError>;
+}
+
+/// The trust store as the fleet server holds it: the trust tables, and the broker's
+/// revocation check answered from the same tables. Every `TrustStore + Revocations` is one.
+pub trait TrustBackend: TrustStore + Revocations {
+    /// This store as its trust tables (an upcast by hand: `rust-version` 1.85 has no trait
+    /// upcasting).
+    fn trust_store(self: Arc<Self>) -> Arc<dyn TrustStore>;
+
+    /// This store as the broker's revocation check.
+    fn revocations(self: Arc<Self>) -> Arc<dyn Revocations>;
+}
+
+impl<T: TrustStore + Revocations + 'static> TrustBackend for T {
+    fn trust_store(self: Arc<Self>) -> Arc<dyn TrustStore> {
+        self
+    }
+
+    fn revocations(self: Arc<Self>) -> Arc<dyn Revocations> {
+        self
+    }
 }
 
 /// A serial as the fleet stores it: 32 lowercase hex digits (16 bytes), whatever the leading

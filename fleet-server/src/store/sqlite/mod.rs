@@ -11,6 +11,7 @@ mod auth;
 mod checkpoint;
 mod commit;
 mod config;
+mod error;
 mod health;
 mod proposals;
 mod read;
