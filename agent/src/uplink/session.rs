@@ -23,7 +23,9 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 enum Sent {
     /// A reading batch; `covered` is the highest seq it holds.
-    Batch { covered: u64 },
+    Batch {
+        covered: u64,
+    },
     Status,
     Event(ControlEvent),
     Message(Message),
