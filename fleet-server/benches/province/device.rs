@@ -16,6 +16,7 @@ use simpul_protocol::control::{Ack, ControlMessage, Heartbeat, LinkHealth, Senso
 use simpul_protocol::topic::Channel;
 use simpul_protocol::{DeviceId, Topic};
 use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::common::{BATCH, batch, publish_wire_bytes};
 
@@ -143,19 +144,12 @@ fn backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-/// Aborts the task on drop.
-struct Poller(tokio::task::JoinHandle<()>);
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 type Polled = Result<Event, rumqttc::ConnectionError>;
 
 /// Polls `eventloop` in its own task until the first error; its events arrive on the channel.
-fn poll_in_task(mut eventloop: rumqttc::EventLoop) -> (tokio::sync::mpsc::UnboundedReceiver<Polled>, Poller) {
+fn poll_in_task(
+    mut eventloop: rumqttc::EventLoop,
+) -> (tokio::sync::mpsc::UnboundedReceiver<Polled>, AbortOnDropHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         loop {
@@ -166,7 +160,7 @@ fn poll_in_task(mut eventloop: rumqttc::EventLoop) -> (tokio::sync::mpsc::Unboun
             }
         }
     });
-    (rx, Poller(task))
+    (rx, AbortOnDropHandle::new(task))
 }
 
 enum SessionEnd {
