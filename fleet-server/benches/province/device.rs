@@ -126,11 +126,7 @@ pub async fn run(
             }
         }
     }
-    Outcome {
-        device: b.id.to_string(),
-        last_seq: b.next_seq - 1,
-        unacked_readings: b.pending.iter().map(|_| BATCH).sum(),
-    }
+    Outcome { device: b.id.to_string(), last_seq: b.next_seq - 1, unacked_readings: b.pending.len() as u64 * BATCH }
 }
 
 /// The agent's reconnect backoff: 1 s doubling to 60 s, with jitter.
