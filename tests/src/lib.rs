@@ -9,6 +9,7 @@
 //! - [`camera::TestCamera`]: an RTSP camera behind a password (GStreamer's RTSP server),
 //!   and [`camera::ffprobe`] as a viewer.
 //! - [`Mosquitto`]: a real Mosquitto broker on a free port, killed with the test.
+//! - [`Postgres`]: a real PostgreSQL server on a private unix socket, stopped with the test.
 //! - [`LinkProxy`]: a TCP link the test can cut and restore.
 //! - [`ChildGuard`], [`workspace_bin`]: the real binaries as child processes.
 //!
@@ -19,6 +20,7 @@ pub mod browser;
 pub mod camera;
 pub mod modbus;
 pub mod mosquitto;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod pty;
@@ -27,6 +29,7 @@ pub mod system;
 
 pub use modbus::{Fault, ModbusSlave, RegisterMap};
 pub use mosquitto::Mosquitto;
+pub use postgres::Postgres;
 pub use process::{ChildGuard, workspace_bin};
 pub use proxy::LinkProxy;
 pub use pty::PtySensor;

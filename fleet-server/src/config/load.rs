@@ -52,6 +52,9 @@ fn check(c: &FleetConfig) -> Vec<(&'static str, String)> {
     if c.mqtt.shared_group.contains(['/', '+', '#']) {
         out.push(("mqtt.shared_group", "may not hold `/`, `+` or `#`".to_owned()));
     }
+    if c.store.backend == super::StoreBackend::Postgres && c.store.url.trim().is_empty() {
+        out.push(("store.url", "must name the PostgreSQL database when store.backend is \"postgres\"".to_owned()));
+    }
     if c.store.commit_max_messages == 0 {
         out.push(("store.commit_max_messages", "must be at least 1".to_owned()));
     }

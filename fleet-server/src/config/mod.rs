@@ -142,13 +142,31 @@ impl Default for MqttConfig {
     }
 }
 
+/// Which database holds the fleet's tables (docs/design/scale-out.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// One SQLite file beside the one fleet process.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database several fleet processes share.
+    Postgres,
+}
+
 /// `[store]`: where readings live and how often ingest commits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The SQLite file. Default `/var/lib/simpul-fleet/fleet.db`.
+    /// Which database holds the fleet's tables. Default `sqlite`.
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// The SQLite file (backend `sqlite`). Default `/var/lib/simpul-fleet/fleet.db`.
     #[serde(default = "defaults::store_path")]
     pub path: PathBuf,
+    /// The PostgreSQL connection string (backend `postgres`), in libpq's key=value or URL
+    /// form. Default empty.
+    #[serde(default)]
+    pub url: String,
     /// Longest time a received message waits for its commit. Default 50ms.
     #[serde(default = "defaults::commit_interval", with = "humantime_serde")]
     pub commit_interval: Duration,
@@ -168,7 +186,9 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            backend: StoreBackend::default(),
             path: defaults::store_path(),
+            url: String::new(),
             commit_interval: defaults::commit_interval(),
             commit_max_messages: defaults::commit_max_messages(),
             health_retention: defaults::health_retention(),

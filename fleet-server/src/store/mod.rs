@@ -24,6 +24,7 @@ pub mod config;
 mod error;
 mod health;
 mod open;
+pub mod postgres;
 pub mod sqlite;
 
 use simpul_protocol::control::{Event, Heartbeat};

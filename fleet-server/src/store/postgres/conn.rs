@@ -1,0 +1,66 @@
+//! One connection to PostgreSQL that reconnects when it was lost.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, MutexGuard};
+
+use postgres::{Client, NoTls};
+
+use crate::store::StoreError;
+
+/// A connection, opened again on the next use after the server or the network dropped it.
+/// The lock makes each use exclusive, as a transaction needs.
+pub struct Conn {
+    url: String,
+    client: Mutex<Option<Client>>,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The connection string may hold a password.
+        f.debug_struct("Conn").finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    /// Connects to `url` now, so a wrong address fails at start, not at first use.
+    pub fn connect(url: &str) -> Result<Conn, StoreError> {
+        let client = Client::connect(url, NoTls)?;
+        Ok(Conn { url: url.to_owned(), client: Mutex::new(Some(client)) })
+    }
+
+    /// The connection, reconnected first if it was lost.
+    pub fn get(&self) -> Result<ConnGuard<'_>, StoreError> {
+        // A panic while holding the lock dropped its transaction (rolled back); the
+        // connection itself is fine.
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = None;
+            *guard = Some(Client::connect(&self.url, NoTls)?);
+        }
+        Ok(ConnGuard(guard))
+    }
+}
+
+/// A connection in use: derefs to the client.
+pub struct ConnGuard<'a>(MutexGuard<'a, Option<Client>>);
+
+impl fmt::Debug for ConnGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnGuard").finish_non_exhaustive()
+    }
+}
+
+impl Deref for ConnGuard<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        // `Conn::get` only hands out a guard holding a client.
+        self.0.as_ref().unwrap_or_else(|| unreachable!("Conn::get hands out a connected guard"))
+    }
+}
+
+impl DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().unwrap_or_else(|| unreachable!("Conn::get hands out a connected guard"))
+    }
+}

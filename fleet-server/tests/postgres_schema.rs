@@ -1,0 +1,38 @@
+//! The PostgreSQL backend's schema on a real server (Debian's `postgresql`, started by the
+//! test): created once when several processes start together, refused when newer.
+
+#![allow(clippy::unwrap_used)]
+
+use simpul_fleet::store::StoreError;
+use simpul_fleet::store::postgres;
+use simpul_tests::Postgres;
+
+#[test]
+fn fleet_processes_starting_together_create_the_schema_once() {
+    let pg = Postgres::start().unwrap();
+    let url = pg.url();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || postgres::connect(&url).map(drop))
+        })
+        .collect();
+    for start in starts {
+        start.join().unwrap().unwrap();
+    }
+    let conn = postgres::connect(&url).unwrap();
+    let mut client = conn.get().unwrap();
+    let versions: i64 = client.query_one("SELECT count(*) FROM schema_version", &[]).unwrap().get(0);
+    assert_eq!(versions, 1);
+    let counter: i64 = client.query_one("SELECT last_id FROM delivery_counter", &[]).unwrap().get(0);
+    assert_eq!(counter, 0);
+}
+
+#[test]
+fn a_database_from_a_newer_build_is_refused_not_changed() {
+    let pg = Postgres::start().unwrap();
+    let conn = postgres::connect(&pg.url()).unwrap();
+    conn.get().unwrap().execute("UPDATE schema_version SET version = 999", &[]).unwrap();
+    let err = postgres::connect(&pg.url()).unwrap_err();
+    assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }), "{err}");
+}
