@@ -100,7 +100,7 @@ pub fn spawn(
     let mut opts = MqttOptions::new(format!("{}-config", config.mqtt.client_id), host, port);
     opts.set_keep_alive(config.mqtt.keep_alive)
         .set_clean_session(true)
-        .set_credentials(config.mqtt.client_id.clone(), "")
+        .set_credentials(config.mqtt.identity.clone(), "")
         .set_max_packet_size(MAX_PACKET, MAX_PACKET);
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     let publisher = ConfigPublisher::default();

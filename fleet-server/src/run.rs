@@ -168,6 +168,9 @@ async fn start_with_stores(
         .map_err(|source| RunError::Listen { addr: config.api.listen, source })?;
     let api_addr = listener.local_addr().map_err(|source| RunError::Listen { addr: config.api.listen, source })?;
 
+    let store_config = config.store.clone();
+    let leadership =
+        tokio::task::spawn_blocking(move || crate::store::leader::open_leadership(&store_config)).await??;
     let delivered = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new(broker.as_ref().map(|(h, _)| h.counts_view()), config.webhook.url.is_some()));
     let ingest_ready = ingest::spawn(
@@ -180,7 +183,7 @@ async fn start_with_stores(
     )?;
 
     if let Some(url) = config.webhook.url.clone() {
-        let webhook = Webhook::new(url, config.webhook.clone(), Arc::clone(&store))?;
+        let webhook = Webhook::new(url, config.webhook.clone(), Arc::clone(&store), Arc::clone(&leadership))?;
         tracker.spawn(webhook.run(Arc::clone(&delivered), shutdown.clone()));
     }
 
@@ -198,6 +201,7 @@ async fn start_with_stores(
         desired: desired.clone(),
         tick: config.rollouts.tick,
         offline_after: config.health.offline_after,
+        leader: leadership,
     };
     tracker.spawn(engine.run(shutdown.clone()));
     let max_limit = config.api.max_limit;

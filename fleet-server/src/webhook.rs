@@ -8,6 +8,10 @@
 //! (an error status, a timeout, a refused connection) is retried with capped exponential
 //! backoff and jitter, forever, with the same batch. A crash between the 2xx and the cursor
 //! write sends the batch again: a consumer that keeps the keys sees each reading once.
+//!
+//! With several fleet processes on one database only the leader delivers
+//! (`store::leader`). It asks before each batch; a process that loses the lead stops
+//! after the batch in hand, and the new leader starts from the persisted cursor.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::json::ReadingJson;
 use crate::config::WebhookConfig;
+use crate::store::leader::{self, Leadership};
 use crate::store::{self, Store, StoreError, StoredReading};
 
 /// The consumer name the webhook's cursor is stored under.
@@ -45,24 +50,42 @@ pub struct Webhook {
     config: WebhookConfig,
     client: reqwest::Client,
     store: Arc<dyn Store>,
+    leader: Arc<dyn Leadership>,
 }
 
 impl Webhook {
-    /// A webhook to `url`, configured by `config`.
-    pub fn new(url: String, config: WebhookConfig, store: Arc<dyn Store>) -> Result<Webhook, WebhookError> {
+    /// A webhook to `url`, configured by `config`, delivering while `leader` says this
+    /// process leads.
+    pub fn new(
+        url: String,
+        config: WebhookConfig,
+        store: Arc<dyn Store>,
+        leader: Arc<dyn Leadership>,
+    ) -> Result<Webhook, WebhookError> {
         let client = reqwest::Client::builder().timeout(config.timeout).build().map_err(WebhookError::Client)?;
-        Ok(Webhook { url, config, client, store })
+        Ok(Webhook { url, config, client, store, leader })
     }
 
-    /// Delivers until `shutdown`; wakes on `delivered` or every poll interval.
+    /// Delivers until `shutdown` while this process leads; stands by while another does.
     pub async fn run(self, delivered: Arc<Notify>, shutdown: CancellationToken) {
+        while leader::until_leading(&self.leader, "webhook delivery", &shutdown).await {
+            if !self.deliver_while_leading(&delivered, &shutdown).await {
+                return;
+            }
+            tracing::warn!("webhook: this fleet process no longer leads; delivery stops here");
+        }
+    }
+
+    /// Delivers from the persisted cursor; wakes on `delivered` or every poll interval.
+    /// Returns false at `shutdown`, true when the lead was lost.
+    async fn deliver_while_leading(&self, delivered: &Notify, shutdown: &CancellationToken) -> bool {
         let mut cursor = loop {
             match store::blocking(&self.store, |s| s.consumer_cursor(CONSUMER)).await {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::error!(error = %e, "webhook: cannot read its cursor; retrying");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => return false,
                         _ = tokio::time::sleep(self.config.max_backoff.min(Duration::from_secs(5))) => {}
                     }
                 }
@@ -80,16 +103,19 @@ impl Webhook {
                     Vec::new()
                 }
             };
+            if !leader::leads(&self.leader).await {
+                return true;
+            }
             if batch.is_empty() {
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return false,
                     _ = notified => {}
                     _ = tokio::time::sleep(self.config.poll_interval) => {}
                 }
                 continue;
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return false,
                 next = self.deliver(&batch) => cursor = next,
             }
         }

@@ -36,3 +36,23 @@ fn a_database_from_a_newer_build_is_refused_not_changed() {
     let err = postgres::connect(&pg.url()).unwrap_err();
     assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }), "{err}");
 }
+
+#[test]
+fn one_of_two_fleet_processes_leads_and_the_other_takes_over_when_its_connection_dies() {
+    use simpul_fleet::store::leader::Leadership;
+    let pg = Postgres::start().unwrap();
+    let a = postgres::PgLeader::open(&pg.url()).unwrap();
+    let b = postgres::PgLeader::open(&pg.url()).unwrap();
+    assert!(a.try_lead().unwrap());
+    assert!(!b.try_lead().unwrap());
+    // Asking again while leading keeps the lead and takes nothing more.
+    assert!(a.try_lead().unwrap());
+    assert!(!b.try_lead().unwrap());
+    // The leader's process dies: its connection closes and the server frees the lock.
+    drop(a);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.try_lead().unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the standby never took the lead");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

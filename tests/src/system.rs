@@ -83,13 +83,24 @@ impl Fleet {
         Ok((fleet, enrolment))
     }
 
+    /// One of several fleet servers sharing an external `broker` (a shared subscription,
+    /// MQTT client id `client_id`) and the PostgreSQL database at `url`.
+    pub async fn start_postgres(dir: &Path, broker: SocketAddr, url: &str, client_id: &str) -> std::io::Result<Fleet> {
+        let store = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
+        Self::start_with_store(dir, &format!("[mqtt]\nbroker = \"{broker}\"\nclient_id = \"{client_id}\"\n"), &store)
+            .await
+    }
+
     async fn start_with(dir: &Path, broker_section: &str) -> std::io::Result<Fleet> {
+        let store = format!("[store]\npath = \"{}\"\n", dir.join("fleet.db").display());
+        Self::start_with_store(dir, broker_section, &store).await
+    }
+
+    async fn start_with_store(dir: &Path, broker_section: &str, store_section: &str) -> std::io::Result<Fleet> {
+        std::fs::create_dir_all(dir)?;
         let api = free_port()?;
         let config = dir.join("fleet.toml");
-        let text = format!(
-            "{broker_section}[store]\npath = \"{}\"\n[api]\nlisten = \"{api}\"\n[log]\nlevel = \"info\"\n",
-            dir.join("fleet.db").display()
-        );
+        let text = format!("{broker_section}{store_section}[api]\nlisten = \"{api}\"\n[log]\nlevel = \"info\"\n");
         std::fs::write(&config, text)?;
         let token = platform_token(&config)?;
         let mut child = spawn("simpul-fleet", &config, &dir.join("fleet.log"))?;
@@ -111,6 +122,13 @@ impl Fleet {
             cmd.env("SIMPUL_TOKEN", t);
         }
         cmd.stdin(Stdio::null()).output()
+    }
+
+    /// The value of metric `name` (`simpul_fleet_readings_stored_total`) on `GET /metrics`;
+    /// `None` while the fleet does not answer or has no such line.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.api)).await.ok()?.text().await.ok()?;
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// The fleet's database file.
@@ -269,6 +287,8 @@ pub struct AgentSpec {
     pub binary: Option<PathBuf>,
     /// More environment for the agent process (`NOTIFY_SOCKET`, as systemd sets it).
     pub env: Vec<(String, String)>,
+    /// More lines for the agent's `[uplink]` section (`ack_timeout = "2s"`).
+    pub uplink_extra: String,
 }
 
 impl AgentSpec {
@@ -283,6 +303,7 @@ impl AgentSpec {
             trust_extra: String::new(),
             binary: None,
             env: Vec::new(),
+            uplink_extra: String::new(),
         }
     }
 
@@ -407,8 +428,9 @@ fn write_agent_config(dir: &Path, broker: SocketAddr, spec: &AgentSpec, sensors:
     }
     std::fs::write(dir.join("agent.toml"), t)?;
     let uplink = format!(
-        "[uplink]\nenabled = true\nbroker = \"{broker}\"\ntls = {}\nbatch_interval = \"100ms\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\nkeepalive = \"5s\"\n",
-        spec.enrolment.is_some()
+        "[uplink]\nenabled = true\nbroker = \"{broker}\"\ntls = {}\nbatch_interval = \"100ms\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\nkeepalive = \"5s\"\n{}",
+        spec.enrolment.is_some(),
+        spec.uplink_extra
     );
     std::fs::create_dir_all(dir.join("agent.d"))?;
     std::fs::write(dir.join("agent.d").join("50-test.toml"), uplink)
@@ -441,8 +463,10 @@ fn spawn_path(bin: &Path, config: &Path, log: &Path, env: &[(String, String)]) -
 /// and how many times.
 #[derive(Debug)]
 pub struct Consumer {
-    api: SocketAddr,
-    token: String,
+    /// The fleets' APIs with their tokens; pages alternate between them (the cursor is
+    /// the database's, so any fleet on it continues where another left off).
+    apis: Vec<(SocketAddr, String)>,
+    turn: usize,
     http: reqwest::Client,
     cursor: Option<String>,
     seen: BTreeMap<(String, u64), u32>,
@@ -452,10 +476,15 @@ pub struct Consumer {
 impl Consumer {
     /// A consumer of `fleet`'s API with its platform token.
     pub fn new(fleet: &Fleet) -> Consumer {
-        let (api, token) = (fleet.api, fleet.token.clone());
+        Self::rotating(&[fleet])
+    }
+
+    /// A consumer of several fleet servers on one database, asking each in turn; a fleet
+    /// that does not answer is skipped until its turn comes again.
+    pub fn rotating(fleets: &[&Fleet]) -> Consumer {
         Consumer {
-            api,
-            token,
+            apis: fleets.iter().map(|f| (f.api, f.token.clone())).collect(),
+            turn: 0,
             http: reqwest::Client::new(),
             cursor: None,
             seen: BTreeMap::new(),
@@ -465,11 +494,13 @@ impl Consumer {
 
     /// One page; how many readings it held. A fleet that is down is zero, not an error.
     pub async fn poll(&mut self) -> usize {
-        let mut url = format!("http://{}/api/v1/readings?limit=5000", self.api);
+        let Some((api, token)) = self.apis.get(self.turn % self.apis.len().max(1)).cloned() else { return 0 };
+        self.turn = self.turn.wrapping_add(1);
+        let mut url = format!("http://{api}/api/v1/readings?limit=5000");
         if let Some(c) = &self.cursor {
             url.push_str(&format!("&after={c}"));
         }
-        let Ok(resp) = self.http.get(&url).bearer_auth(&self.token).send().await else { return 0 };
+        let Ok(resp) = self.http.get(&url).bearer_auth(&token).send().await else { return 0 };
         let Ok(page) = resp.json::<serde_json::Value>().await else { return 0 };
         let readings = page["readings"].as_array().cloned().unwrap_or_default();
         for r in &readings {
@@ -493,8 +524,9 @@ impl Consumer {
 
     /// A device's record from `GET /api/v1/devices/{d}`.
     pub async fn device(&self, device: &str) -> Option<serde_json::Value> {
-        let url = format!("http://{}/api/v1/devices/{device}", self.api);
-        self.http.get(&url).bearer_auth(&self.token).send().await.ok()?.json().await.ok()
+        let (api, token) = self.apis.first()?;
+        let url = format!("http://{api}/api/v1/devices/{device}");
+        self.http.get(&url).bearer_auth(token).send().await.ok()?.json().await.ok()
     }
 
     /// Distinct readings of `device` seen so far.

@@ -49,6 +49,9 @@ fn check(c: &FleetConfig) -> Vec<(&'static str, String)> {
     if c.mqtt.client_id.is_empty() {
         out.push(("mqtt.client_id", "must not be empty: the broker keeps the fleet's session under it".to_owned()));
     }
+    if c.mqtt.identity.is_empty() {
+        out.push(("mqtt.identity", "must not be empty: the broker knows the fleet by it".to_owned()));
+    }
     if c.mqtt.shared_group.contains(['/', '+', '#']) {
         out.push(("mqtt.shared_group", "may not hold `/`, `+` or `#`".to_owned()));
     }

@@ -122,6 +122,11 @@ pub struct MqttConfig {
     /// (clean_session = false) and redelivers what was not acked. Default `simpul-fleet`.
     #[serde(default = "defaults::client_id")]
     pub client_id: String,
+    /// The fleet's identity at the broker: the MQTT username its clients send (the
+    /// embedded broker's ACL knows the fleet by it). Several fleet processes share it and
+    /// differ in `client_id`. Default `simpul-fleet`.
+    #[serde(default = "defaults::identity")]
+    pub identity: String,
     /// Shared-subscription group (`$share/{group}/...`); fleet servers in one group share
     /// the devices' messages. Empty: a plain subscription. Default `simpul-fleet`.
     #[serde(default = "defaults::shared_group")]
@@ -136,6 +141,7 @@ impl Default for MqttConfig {
         MqttConfig {
             broker: defaults::broker(),
             client_id: defaults::client_id(),
+            identity: defaults::identity(),
             shared_group: defaults::shared_group(),
             keep_alive: defaults::keep_alive(),
         }
@@ -292,6 +298,9 @@ mod defaults {
         None
     }
     pub fn client_id() -> String {
+        "simpul-fleet".to_owned()
+    }
+    pub fn identity() -> String {
         "simpul-fleet".to_owned()
     }
     pub fn shared_group() -> String {

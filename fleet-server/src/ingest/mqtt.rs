@@ -40,6 +40,7 @@ pub fn connect(config: &MqttConfig) -> Result<(AsyncClient, EventLoop), IngestEr
     let mut opts = MqttOptions::new(config.client_id.clone(), host, port);
     opts.set_keep_alive(config.keep_alive)
         .set_clean_session(false)
+        .set_credentials(config.identity.clone(), "")
         .set_manual_acks(true)
         // Acks to devices are QoS 1 publishes; one commit may ack thousands of devices.
         .set_inflight(4096)

@@ -1,5 +1,6 @@
 //! The rollout engine's task: on every `[rollouts] tick`, one step of each running or
-//! paused rollout, and the update orders it gave published.
+//! paused rollout, and the update orders it gave published. With several fleet processes
+//! only the leader steps (`store::leader`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::RolloutStore;
 use crate::config_publisher::ConfigPublisher;
 use crate::store::StoreError;
+use crate::store::leader::{self, Leadership};
 
 /// What the engine needs.
 #[derive(Clone, Debug)]
@@ -19,6 +21,8 @@ pub struct Engine {
     pub tick: Duration,
     /// `[health] offline_after`.
     pub offline_after: Duration,
+    /// Steps only while this process leads.
+    pub leader: Arc<dyn Leadership>,
 }
 
 impl Engine {
@@ -50,6 +54,9 @@ impl Engine {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            if !leader::leads(&self.leader).await {
+                continue;
             }
             if let Err(e) = self.step_all().await {
                 tracing::warn!(error = %e, "rollout engine: cannot step the rollouts; trying again next tick");

@@ -23,6 +23,7 @@
 pub mod config;
 mod error;
 mod health;
+pub mod leader;
 mod open;
 pub mod postgres;
 pub mod sqlite;

@@ -18,9 +18,11 @@
 
 mod conn;
 mod error;
+mod leader;
 mod schema;
 
 pub use conn::{Conn, ConnGuard};
+pub use leader::PgLeader;
 
 /// Advisory lock keys (one 64-bit space per database; "simpul" in ASCII, then a number).
 pub const LOCK_SCHEMA: i64 = 0x73_69_6d_70_75_6c_00_01;
