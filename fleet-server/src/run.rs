@@ -100,7 +100,11 @@ pub async fn run(config: FleetConfig, shutdown: CancellationToken) -> Result<(),
 
 /// Starts every part and returns once the stores are open and the API listens.
 pub async fn start(config: FleetConfig, shutdown: CancellationToken) -> Result<Running, RunError> {
-    tracing::info!(store = %config.store.path.display(), broker = ?config.mqtt.broker, "simpul-fleet starting");
+    let store = match config.store.backend {
+        crate::config::StoreBackend::Sqlite => config.store.path.display().to_string(),
+        crate::config::StoreBackend::Postgres => "PostgreSQL ([store] url)".to_owned(),
+    };
+    tracing::info!(%store, broker = ?config.mqtt.broker, client_id = %config.mqtt.client_id, "simpul-fleet starting");
     let store_config = config.store.clone();
     let stores = tokio::task::spawn_blocking(move || crate::store::open_stores(&store_config)).await??;
     start_with_stores(config, stores, shutdown).await

@@ -87,7 +87,7 @@ impl Fleet {
     /// MQTT client id `client_id`) and the PostgreSQL database at `url`.
     pub async fn start_postgres(dir: &Path, broker: SocketAddr, url: &str, client_id: &str) -> std::io::Result<Fleet> {
         let store = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
-        Self::start_with_store(dir, &format!("[mqtt]\nbroker = \"{broker}\"\nclient_id = \"{client_id}\"\n"), &store)
+        Self::start_with_store(dir, &format!("[mqtt]\nbroker = \"{broker}\"\nclient_id = \"{client_id}\"\nclean_session = true\n"), &store)
             .await
     }
 

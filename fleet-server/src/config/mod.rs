@@ -127,6 +127,12 @@ pub struct MqttConfig {
     /// differ in `client_id`. Default `simpul-fleet`.
     #[serde(default = "defaults::identity")]
     pub identity: String,
+    /// Ingest's session: `false` (persistent) lets the broker keep what arrives while the
+    /// one fleet process restarts; `true` (clean) drops a dead process's subscription at
+    /// once, so a shared-subscription broker stops handing it messages (several fleet
+    /// processes; docs/ops/scale-out.md). Default false.
+    #[serde(default)]
+    pub clean_session: bool,
     /// Shared-subscription group (`$share/{group}/...`); fleet servers in one group share
     /// the devices' messages. Empty: a plain subscription. Default `simpul-fleet`.
     #[serde(default = "defaults::shared_group")]
@@ -142,6 +148,7 @@ impl Default for MqttConfig {
             broker: defaults::broker(),
             client_id: defaults::client_id(),
             identity: defaults::identity(),
+            clean_session: false,
             shared_group: defaults::shared_group(),
             keep_alive: defaults::keep_alive(),
         }

@@ -33,13 +33,13 @@ pub fn filters(config: &MqttConfig) -> Vec<String> {
         .collect()
 }
 
-/// A client with a persistent session and manual acks.
+/// A client with manual acks, its session persistent unless `clean_session`.
 pub fn connect(config: &MqttConfig) -> Result<(AsyncClient, EventLoop), IngestError> {
     let broker = config.broker.as_deref().ok_or(IngestError::NoBroker)?;
     let (host, port) = parse_broker(broker).ok_or_else(|| IngestError::BadBroker(broker.to_owned()))?;
     let mut opts = MqttOptions::new(config.client_id.clone(), host, port);
     opts.set_keep_alive(config.keep_alive)
-        .set_clean_session(false)
+        .set_clean_session(config.clean_session)
         .set_credentials(config.identity.clone(), "")
         .set_manual_acks(true)
         // Acks to devices are QoS 1 publishes; one commit may ack thousands of devices.
