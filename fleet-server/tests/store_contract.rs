@@ -3,13 +3,16 @@
 //! directly, not over HTTP, on stores from the factory (`store::open_stores`).
 //!
 //! Each case is a function of `&Stores`; [`contract!`] makes it a test per backend
-//! (`sqlite::<case>`). A second backend adds a function that opens its fresh, empty stores
-//! and a module in the macro (docs/design/scale-out.md §3, "Tests").
+//! (`sqlite::<case>`, `postgres::<case>`). A race is a function of two openings of the same
+//! database, as two fleet processes open it, which do the same thing at once. A backend is
+//! a function that opens its fresh, empty stores and a line in the macro
+//! (docs/design/scale-out.md §3, "Tests").
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use common::{BOOT, batch, reading, unsynced};
@@ -22,13 +25,21 @@ use simpul_fleet::protocol::control::Heartbeat;
 use simpul_fleet::protocol::release::Manifest;
 use simpul_fleet::protocol::{DeviceId, ReadingBatch, SeqRange};
 use simpul_fleet::rollouts::{Control, RolloutSpec, RolloutState, StartRefused};
-use simpul_fleet::store::{ConfigChange, ConfigRefused, Inbound, Stores, open_stores};
+use simpul_fleet::store::postgres as pgstore;
+use simpul_fleet::store::{
+    AcceptedProposal, CommitOutcome, ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig,
+    DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProposalRefused, ProtocolEvent, SeriesPoints,
+    SideStores, SqliteStore, Store, StoreError, StoredReading, Stores, open_side_stores, open_stores,
+};
 use simpul_fleet::trust::Issued;
 use simpul_fleet::trust::store::{NewEnrolmentToken, RenewBlocked, SpendRefused};
 
 /// Fresh, empty stores of one backend, and what must live as long as they do.
 struct Opened {
     stores: Stores,
+    /// The same database opened again, as a second fleet process opens it: side stores on
+    /// connections of their own (for the races between processes).
+    again: Box<dyn Fn() -> Stores>,
     _lives: Box<dyn std::any::Any>,
 }
 
@@ -36,18 +47,165 @@ struct Opened {
 fn sqlite() -> Opened {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig { path: dir.path().join("fleet.db"), ..StoreConfig::default() };
-    Opened { stores: open_stores(&config).unwrap(), _lives: Box::new(dir) }
+    let stores = open_stores(&config).unwrap();
+    let store = Arc::clone(&stores.store);
+    let again = Box::new(move || open_side_stores(&config).unwrap().with_store(Arc::clone(&store)));
+    Opened { stores, again, _lives: Box::new(dir) }
 }
 
-/// Each case as a test per backend.
+/// A PostgreSQL server of its own: the side stores on it.
+// TEMPORARY until PgStore lands: the factory replaces this. Until then the readings store
+// is SQLite, and the heartbeats it takes are copied into PostgreSQL's `devices` and
+// `device_health` (what a rollout start reads there) by [`Bridged`].
+fn postgres() -> Opened {
+    let pg = simpul_tests::Postgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url();
+    let sqlite = SqliteStore::open(&dir.path().join("fleet.db")).unwrap();
+    let store: Arc<dyn Store> = Arc::new(Bridged { sqlite, pg: pgstore::connect(&url).unwrap() });
+    let side = move || SideStores {
+        auth: Arc::new(pgstore::PgAuthStore::open(&url).unwrap()),
+        releases: Arc::new(pgstore::PgReleaseStore::open(&url).unwrap()),
+        rollouts: Arc::new(pgstore::PgRolloutStore::open(&url).unwrap()),
+        trust: Arc::new(pgstore::PgTrustStore::open(&url).unwrap()),
+    };
+    let stores = side().with_store(Arc::clone(&store));
+    let again = Box::new(move || side().with_store(Arc::clone(&store)));
+    Opened { stores, again, _lives: Box::new((pg, dir)) }
+}
+
+/// TEMPORARY until PgStore lands: SQLite's readings store, whose heartbeats also land in
+/// PostgreSQL (a device row and its latest health), where the rollout store reads them.
+#[derive(Debug)]
+struct Bridged {
+    sqlite: SqliteStore,
+    pg: pgstore::Conn,
+}
+
+impl Store for Bridged {
+    fn commit(&self, items: &[Inbound], now_ms: i64) -> Result<CommitOutcome, StoreError> {
+        let outcome = self.sqlite.commit(items, now_ms)?;
+        let mut client = self.pg.get()?;
+        for item in items {
+            if let Inbound::Heartbeat { device, heartbeat } = item {
+                client.execute(
+                    "INSERT INTO devices (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+                    &[&device.as_str()],
+                )?;
+                client.execute(
+                    "INSERT INTO device_health (device_id, received_at_ms, version, sensors, sensors_failing, heartbeat)
+                     SELECT id, $2, $3, 0, 0, '{}' FROM devices WHERE name = $1
+                     ON CONFLICT (device_id) DO UPDATE SET received_at_ms = $2, version = $3",
+                    &[&device.as_str(), &now_ms, &heartbeat.version],
+                )?;
+            }
+        }
+        Ok(outcome)
+    }
+    fn release_held(&self, arrived_by_ms: i64) -> Result<u64, StoreError> {
+        self.sqlite.release_held(arrived_by_ms)
+    }
+    fn readings_after(&self, after: u64, limit: usize) -> Result<Vec<StoredReading>, StoreError> {
+        self.sqlite.readings_after(after, limit)
+    }
+    fn device(&self, device: &DeviceId) -> Result<Option<DeviceSummary>, StoreError> {
+        self.sqlite.device(device)
+    }
+    fn protocol_events(&self, limit: usize) -> Result<Vec<ProtocolEvent>, StoreError> {
+        self.sqlite.protocol_events(limit)
+    }
+    fn consumer_cursor(&self, consumer: &str) -> Result<u64, StoreError> {
+        self.sqlite.consumer_cursor(consumer)
+    }
+    fn set_consumer_cursor(&self, consumer: &str, cursor: u64) -> Result<(), StoreError> {
+        self.sqlite.set_consumer_cursor(consumer, cursor)
+    }
+    fn delivery_head(&self) -> Result<u64, StoreError> {
+        self.sqlite.delivery_head()
+    }
+    fn series_minutes(&self, device: &DeviceId, since_ms: i64, until_ms: i64) -> Result<Vec<SeriesPoints>, StoreError> {
+        self.sqlite.series_minutes(device, since_ms, until_ms)
+    }
+    fn devices(&self) -> Result<Vec<DeviceOverview>, StoreError> {
+        self.sqlite.devices()
+    }
+    fn device_health(&self, device: &DeviceId, since_ms: i64, limit: usize) -> Result<Vec<HealthPoint>, StoreError> {
+        self.sqlite.device_health(device, since_ms, limit)
+    }
+    fn device_events(&self, device: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
+        self.sqlite.device_events(device, limit)
+    }
+    fn prune_health(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.sqlite.prune_health(before_ms)
+    }
+    fn set_device_config(
+        &self,
+        device: &DeviceId,
+        toml: &str,
+        change: &ConfigChange,
+    ) -> Result<ConfigVersion, StoreError> {
+        self.sqlite.set_device_config(device, toml, change)
+    }
+    fn set_group_defaults(
+        &self,
+        group: &str,
+        toml: &str,
+        change: &ConfigChange,
+    ) -> Result<Vec<ConfigVersion>, StoreError> {
+        self.sqlite.set_group_defaults(group, toml, change)
+    }
+    fn set_device_group(
+        &self,
+        device: &DeviceId,
+        group: Option<&str>,
+        change: &ConfigChange,
+    ) -> Result<Result<ConfigVersion, ConfigRefused>, StoreError> {
+        self.sqlite.set_device_group(device, group, change)
+    }
+    fn device_config(&self, device: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {
+        self.sqlite.device_config(device)
+    }
+    fn config_history(&self, device: &DeviceId, limit: usize) -> Result<Vec<ConfigVersion>, StoreError> {
+        self.sqlite.config_history(device, limit)
+    }
+    fn accept_proposal(
+        &self,
+        device: &DeviceId,
+        event: i64,
+        sensor_id: Option<&str>,
+        change: &ConfigChange,
+    ) -> Result<Result<AcceptedProposal, ProposalRefused>, StoreError> {
+        self.sqlite.accept_proposal(device, event, sensor_id, change)
+    }
+    fn config_groups(&self) -> Result<Vec<ConfigGroup>, StoreError> {
+        self.sqlite.config_groups()
+    }
+    fn latest_desired(&self, device: Option<&DeviceId>) -> Result<Vec<ConfigVersion>, StoreError> {
+        self.sqlite.latest_desired(device)
+    }
+}
+
+/// Each case as a test per backend: `cases` take the stores, `races` two openings of the
+/// same database (two fleet processes).
 macro_rules! contract {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
+    (cases: $($case:ident),* $(,)? ; races: $($race:ident),* $(,)?) => {
+        contract!(@backend sqlite; $($case),*; $($race),*);
+        contract!(@backend postgres; $($case),*; $($race),*);
+    };
+    (@backend $backend:ident; $($case:ident),*; $($race:ident),*) => {
+        mod $backend {
             $(
                 #[test]
                 fn $case() {
-                    let opened = super::sqlite();
+                    let opened = super::$backend();
                     super::$case(&opened.stores);
+                }
+            )*
+            $(
+                #[test]
+                fn $race() {
+                    let opened = super::$backend();
+                    super::$race(&opened.stores, &(opened.again)());
                 }
             )*
         }
@@ -55,6 +213,7 @@ macro_rules! contract {
 }
 
 contract!(
+    cases:
     a_reading_committed_twice_is_stored_once,
     readings_after_pages_in_cursor_order_without_gaps,
     the_ack_is_the_contiguous_watermark_and_dropped_seqs_close_gaps,
@@ -70,7 +229,11 @@ contract!(
     a_rollout_needs_a_published_release_and_devices,
     an_enrolment_token_is_spent_once,
     a_revoked_certificate_is_reported_revoked,
-    security_events_are_listed_newest_first_by_identity,
+    security_events_are_listed_newest_first_by_identity;
+    races:
+    an_enrolment_token_spent_from_two_threads_at_once_is_spent_once,
+    two_rollouts_started_at_once_leave_one_active,
+    a_user_name_added_from_two_threads_at_once_is_taken_once,
 );
 
 /// The fleet's wall clock in these cases (ms since the epoch): `common::reading(0)`'s time.
@@ -458,4 +621,84 @@ fn security_events_are_listed_newest_first_by_identity(s: &Stores) {
     assert_eq!(details(Some("kel-a"), 10), vec!["topic 2", "topic 0"]);
     assert_eq!(details(None, 2), vec!["topic 2", "topic 1"]);
     assert!(details(Some("kel-c"), 10).is_empty());
+}
+
+// --- Races between fleet processes (each side on its own connection) -------------------
+
+/// Runs `a` on `first` and `b` on `second` at once (as near as a barrier gets them).
+fn at_once<A: Send, B: Send>(
+    first: &Stores,
+    second: &Stores,
+    a: impl FnOnce(&Stores) -> A + Send,
+    b: impl FnOnce(&Stores) -> B + Send,
+) -> (A, B) {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|scope| {
+        let one = scope.spawn(|| {
+            barrier.wait();
+            a(first)
+        });
+        let two = scope.spawn(|| {
+            barrier.wait();
+            b(second)
+        });
+        (one.join().unwrap(), two.join().unwrap())
+    })
+}
+
+fn an_enrolment_token_spent_from_two_threads_at_once_is_spent_once(s: &Stores, other: &Stores) {
+    let trust = Arc::clone(&s.trust).trust_store();
+    for round in 0..5 {
+        let id = format!("tok-{round}");
+        trust.add_enrolment_token(&enrolment_token(&id), "hash").unwrap();
+        let (kel_a, kel_b) = (format!("kel-a{round}"), format!("kel-b{round}"));
+        let spend = |s: &Stores, name: &str, serial: u64| {
+            Arc::clone(&s.trust).trust_store().spend_for_certificate(&id, &device(name), NOW, &issued(serial)).unwrap()
+        };
+        let (a, b) = at_once(s, other, |s| spend(s, &kel_a, 2 * round), |s| spend(s, &kel_b, 2 * round + 1));
+        let winner = match (&a, &b) {
+            (Ok(()), Err(SpendRefused::Spent { device, .. })) | (Err(SpendRefused::Spent { device, .. }), Ok(())) => {
+                device.clone()
+            }
+            _ => panic!("round {round}: one spend wins and the other sees it spent: {a:?}, {b:?}"),
+        };
+        let token = trust.enrolment_token(&id).unwrap().unwrap().token;
+        assert_eq!(token.spent_by.as_deref(), Some(winner.as_str()));
+        let loser = if winner == kel_a { &kel_b } else { &kel_a };
+        assert_eq!(trust.device_certs(&device(loser)).unwrap(), vec![], "the loser got no certificate");
+        assert_eq!(trust.device_certs(&device(&winner)).unwrap().len(), 1);
+    }
+}
+
+fn two_rollouts_started_at_once_leave_one_active(s: &Stores, other: &Stores) {
+    publish(s, "1.1.0");
+    publish(s, "1.2.0");
+    heartbeats(s, &["kel-a", "kel-b", "kel-c"]);
+    for round in 0..3 {
+        let start = |s: &Stores, version: &str| s.rollouts.start(&RolloutSpec::of(version), NOW, "ops").unwrap();
+        let (a, b) = at_once(s, other, |s| start(s, "1.1.0"), |s| start(s, "1.2.0"));
+        let id = match (&a, &b) {
+            (Ok(started), Err(StartRefused::Active(active))) | (Err(StartRefused::Active(active)), Ok(started)) => {
+                assert_eq!(started.rollout.id, *active, "round {round}: refused for the one that started");
+                started.rollout.id
+            }
+            _ => panic!("round {round}: one start wins and the other is refused: {a:?}, {b:?}"),
+        };
+        assert_eq!(s.rollouts.active().unwrap(), vec![id]);
+        assert_eq!(other.rollouts.active().unwrap(), vec![id], "the other process sees the same one");
+        s.rollouts.control(id, Control::Abort, NOW + 1, "ops").unwrap().unwrap();
+    }
+}
+
+fn a_user_name_added_from_two_threads_at_once_is_taken_once(s: &Stores, other: &Stores) {
+    for round in 0..5 {
+        let name = format!("ana{round}");
+        let add = |s: &Stores, role: Role| {
+            s.auth.add_user(&User { name: name.clone(), role, created_ms: NOW }, &format!("{role:?}")).unwrap()
+        };
+        let (a, b) = at_once(s, other, |s| add(s, Role::Ops), |s| add(s, Role::Viewer));
+        assert!(a ^ b, "round {round}: exactly one add wins: {a}, {b}");
+        let (user, hash) = s.auth.user(&name).unwrap().unwrap();
+        assert_eq!(hash, format!("{:?}", user.role), "the winner's row whole");
+    }
 }

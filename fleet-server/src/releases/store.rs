@@ -55,3 +55,11 @@ pub struct DeviceRelease {
     pub version: String,
     pub rollout: Option<u64>,
 }
+
+impl DeviceRelease {
+    /// A `device_releases` row as stored; `None` for a name that is no device id.
+    pub fn from_row(device: String, version: String, rollout: Option<i64>) -> Option<DeviceRelease> {
+        let device = DeviceId::new(device).ok()?;
+        Some(DeviceRelease { device, version, rollout: rollout.and_then(|r| u64::try_from(r).ok()) })
+    }
+}

@@ -14,6 +14,7 @@ pub mod spec;
 pub mod state;
 pub mod store;
 pub mod task;
+pub mod txn;
 
 pub use config::RolloutsConfig;
 pub use spec::RolloutSpec;

@@ -142,6 +142,61 @@ impl<T: TrustStore + Revocations + 'static> TrustBackend for T {
     }
 }
 
+/// The queries of the trust transactions ([`spend_in`], [`renew_in`]);
+/// each backend answers them in its SQL inside a transaction of its own.
+pub trait TrustTx {
+    /// When token `id` was spent and by which device, if it was.
+    fn spent(&mut self, token_id: &str) -> Result<Option<(i64, String)>, StoreError>;
+    /// `device`'s newest certificate neither revoked nor expired at `now_ms`: its serial
+    /// and end.
+    fn live_cert(&mut self, device: &str, now_ms: i64) -> Result<Option<(String, i64)>, StoreError>;
+    /// The device and revocation time of the certificate of `serial` (canonical).
+    fn cert(&mut self, serial: &str) -> Result<Option<(String, Option<i64>)>, StoreError>;
+    /// Records `issued` as `device`'s.
+    fn insert_cert(&mut self, device: &str, now_ms: i64, issued: &Issued) -> Result<(), StoreError>;
+    /// Marks token `token_id` spent by `device`.
+    fn spend(&mut self, token_id: &str, now_ms: i64, device: &str) -> Result<(), StoreError>;
+}
+
+/// [`TrustStore::spend_for_certificate`] inside the backend's transaction `tx`; the
+/// backend commits when it returns `Ok(Ok(()))`.
+pub fn spend_in(
+    tx: &mut impl TrustTx,
+    token_id: &str,
+    device: &DeviceId,
+    now_ms: i64,
+    issued: &Issued,
+) -> Result<Result<(), SpendRefused>, StoreError> {
+    if let Some((at_ms, device)) = tx.spent(token_id)? {
+        return Ok(Err(SpendRefused::Spent { at_ms, device }));
+    }
+    if let Some((serial, not_after_ms)) = tx.live_cert(device.as_str(), now_ms)? {
+        return Ok(Err(SpendRefused::DeviceHasCert { serial, not_after_ms }));
+    }
+    tx.insert_cert(device.as_str(), now_ms, issued)?;
+    tx.spend(token_id, now_ms, device.as_str())?;
+    Ok(Ok(()))
+}
+
+/// [`TrustStore::record_renewal`] inside the backend's transaction `tx`; the backend
+/// commits when it returns `Ok(Ok(()))`.
+pub fn renew_in(
+    tx: &mut impl TrustTx,
+    presented: &str,
+    device: &DeviceId,
+    now_ms: i64,
+    issued: &Issued,
+) -> Result<Result<(), RenewBlocked>, StoreError> {
+    match tx.cert(&canonical_serial(presented))? {
+        None => return Ok(Err(RenewBlocked::Unknown)),
+        Some((owner, _)) if owner != device.as_str() => return Ok(Err(RenewBlocked::OtherDevice { owner })),
+        Some((_, Some(at_ms))) => return Ok(Err(RenewBlocked::Revoked { at_ms })),
+        Some((_, None)) => {}
+    }
+    tx.insert_cert(device.as_str(), now_ms, issued)?;
+    Ok(Ok(()))
+}
+
 /// A serial as the fleet stores it: 32 lowercase hex digits (16 bytes), whatever the leading
 /// zeros and case it came with (rmqtt prints it as a number, without them).
 pub fn canonical_serial(serial: &str) -> String {

@@ -16,19 +16,27 @@
 //! - The schema is created under `LOCK_SCHEMA`; the leader (webhook delivery) holds
 //!   `LOCK_LEADER` on a connection of its own.
 
+mod auth;
 mod conn;
 mod error;
 mod leader;
+mod releases;
+mod rollouts;
 mod schema;
+mod trust;
 
+pub use auth::PgAuthStore;
 pub use conn::{Conn, ConnGuard};
 pub use leader::PgLeader;
+pub use releases::PgReleaseStore;
+pub use rollouts::PgRolloutStore;
+pub use trust::PgTrustStore;
 
 /// Advisory lock keys (one 64-bit space per database; "simpul" in ASCII, then a number).
 pub const LOCK_SCHEMA: i64 = 0x73_69_6d_70_75_6c_00_01;
 /// Serialises control-plane write transactions across processes.
 pub const LOCK_CONTROL: i64 = 0x73_69_6d_70_75_6c_00_02;
-/// Held by the one process that delivers to the webhook.
+/// Held by the leader: the one process that delivers to the webhook and steps rollouts.
 pub const LOCK_LEADER: i64 = 0x73_69_6d_70_75_6c_00_03;
 
 /// Connects to `url` and creates or checks the schema.
@@ -38,6 +46,14 @@ pub fn connect(url: &str) -> Result<Conn, crate::store::StoreError> {
     schema::upgrade(&mut client)?;
     drop(client);
     Ok(conn)
+}
+
+/// Begins a control-plane write transaction: it holds [`LOCK_CONTROL`] until it ends, so
+/// such transactions of every process run one at a time (SQLite's `BEGIN IMMEDIATE`).
+pub(crate) fn control_tx(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>, crate::store::StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_CONTROL])?;
+    Ok(tx)
 }
 
 /// u64 to BIGINT and back, refusing what does not fit (shared with SQLite).

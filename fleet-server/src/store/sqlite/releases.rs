@@ -111,7 +111,8 @@ impl ReleaseStore for SqliteReleaseStore {
         at_ms: i64,
         by: &str,
     ) -> Result<(), StoreError> {
-        upsert_device_release(&self.conn(), device, version, rollout, at_ms, by)
+        let rollout = rollout.map(|r| i64::try_from(r).unwrap_or(i64::MAX));
+        upsert_device_release(&self.conn(), device.as_str(), version, rollout, at_ms, by)
     }
 
     fn device_releases(&self, device: Option<&DeviceId>) -> Result<Vec<DeviceRelease>, StoreError> {
@@ -126,10 +127,7 @@ impl ReleaseStore for SqliteReleaseStore {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|(d, version, rollout)| {
-                let device = DeviceId::new(d).ok()?;
-                Some(DeviceRelease { device, version, rollout: rollout.and_then(|r| u64::try_from(r).ok()) })
-            })
+            .filter_map(|(device, version, rollout)| DeviceRelease::from_row(device, version, rollout))
             .collect())
     }
 }
@@ -137,17 +135,16 @@ impl ReleaseStore for SqliteReleaseStore {
 /// Sets the release `device` should run (`rollout`: the rollout that asked, if any).
 pub(super) fn upsert_device_release(
     conn: &Connection,
-    device: &DeviceId,
+    device: &str,
     version: &str,
-    rollout: Option<u64>,
+    rollout: Option<i64>,
     at_ms: i64,
     by: &str,
 ) -> Result<(), StoreError> {
-    let rollout = rollout.map(|r| i64::try_from(r).unwrap_or(i64::MAX));
     conn.prepare_cached(
         "INSERT INTO device_releases (device, version, rollout, set_ms, set_by) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (device) DO UPDATE SET version = ?2, rollout = ?3, set_ms = ?4, set_by = ?5",
     )?
-    .execute(params![device.as_str(), version, rollout, at_ms, by])?;
+    .execute(params![device, version, rollout, at_ms, by])?;
     Ok(())
 }

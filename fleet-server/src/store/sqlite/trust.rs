@@ -11,8 +11,8 @@ use crate::broker::SecurityEvent;
 use crate::store::StoreError;
 use crate::trust::Issued;
 use crate::trust::store::{
-    DeviceCert, EnrolmentToken, NewEnrolmentToken, RenewBlocked, SpendRefused, TokenForCheck, TrustStore,
-    canonical_serial,
+    DeviceCert, EnrolmentToken, NewEnrolmentToken, RenewBlocked, SpendRefused, TokenForCheck, TrustStore, TrustTx,
+    canonical_serial, renew_in, spend_in,
 };
 
 /// Enrolment tokens and device certificates in the fleet's SQLite database.
@@ -50,12 +50,61 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenForCheck> {
     })
 }
 
-/// Records `issued` as `device`'s.
-fn insert_cert(conn: &Connection, device: &DeviceId, now_ms: i64, issued: &Issued) -> rusqlite::Result<usize> {
-    conn.execute(
-        "INSERT INTO device_certs (serial, device, issued_ms, not_after_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![issued.serial, device.as_str(), now_ms, issued.not_after_ms],
-    )
+/// The queries of the trust transactions on a connection (or a transaction, by deref).
+struct Sql<'a>(&'a Connection);
+
+impl TrustTx for Sql<'_> {
+    fn spent(&mut self, token_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let row = self
+            .0
+            .query_row(
+                "SELECT spent_ms, spent_by FROM enrolment_tokens WHERE id = ?1 AND spent_ms IS NOT NULL",
+                [token_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    fn live_cert(&mut self, device: &str, now_ms: i64) -> Result<Option<(String, i64)>, StoreError> {
+        let row = self
+            .0
+            .query_row(
+                "SELECT serial, not_after_ms FROM device_certs
+                 WHERE device = ?1 AND revoked_ms IS NULL AND not_after_ms > ?2
+                 ORDER BY issued_ms DESC LIMIT 1",
+                params![device, now_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    fn cert(&mut self, serial: &str) -> Result<Option<(String, Option<i64>)>, StoreError> {
+        let row = self
+            .0
+            .query_row("SELECT device, revoked_ms FROM device_certs WHERE serial = ?1", [serial], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        Ok(row)
+    }
+
+    fn insert_cert(&mut self, device: &str, now_ms: i64, issued: &Issued) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO device_certs (serial, device, issued_ms, not_after_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![issued.serial, device, now_ms, issued.not_after_ms],
+        )?;
+        Ok(())
+    }
+
+    fn spend(&mut self, token_id: &str, now_ms: i64, device: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "UPDATE enrolment_tokens SET spent_ms = ?2, spent_by = ?3 WHERE id = ?1",
+            params![token_id, now_ms, device],
+        )?;
+        Ok(())
+    }
 }
 
 impl TrustStore for SqliteTrustStore {
@@ -93,35 +142,11 @@ impl TrustStore for SqliteTrustStore {
     ) -> Result<Result<(), SpendRefused>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let spent: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT spent_ms, spent_by FROM enrolment_tokens WHERE id = ?1 AND spent_ms IS NOT NULL",
-                [token_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((at_ms, device)) = spent {
-            return Ok(Err(SpendRefused::Spent { at_ms, device }));
+        let spent = spend_in(&mut Sql(&tx), token_id, device, now_ms, issued)?;
+        if spent.is_ok() {
+            tx.commit()?;
         }
-        let live: Option<(String, i64)> = tx
-            .query_row(
-                "SELECT serial, not_after_ms FROM device_certs
-                 WHERE device = ?1 AND revoked_ms IS NULL AND not_after_ms > ?2
-                 ORDER BY issued_ms DESC LIMIT 1",
-                params![device.as_str(), now_ms],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((serial, not_after_ms)) = live {
-            return Ok(Err(SpendRefused::DeviceHasCert { serial, not_after_ms }));
-        }
-        insert_cert(&tx, device, now_ms, issued)?;
-        tx.execute(
-            "UPDATE enrolment_tokens SET spent_ms = ?2, spent_by = ?3 WHERE id = ?1",
-            params![token_id, now_ms, device.as_str()],
-        )?;
-        tx.commit()?;
-        Ok(Ok(()))
+        Ok(spent)
     }
 
     fn record_renewal(
@@ -133,22 +158,11 @@ impl TrustStore for SqliteTrustStore {
     ) -> Result<Result<(), RenewBlocked>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(String, Option<i64>)> = tx
-            .query_row(
-                "SELECT device, revoked_ms FROM device_certs WHERE serial = ?1",
-                [canonical_serial(presented)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            None => return Ok(Err(RenewBlocked::Unknown)),
-            Some((owner, _)) if owner != device.as_str() => return Ok(Err(RenewBlocked::OtherDevice { owner })),
-            Some((_, Some(at_ms))) => return Ok(Err(RenewBlocked::Revoked { at_ms })),
-            Some((_, None)) => {}
+        let renewed = renew_in(&mut Sql(&tx), presented, device, now_ms, issued)?;
+        if renewed.is_ok() {
+            tx.commit()?;
         }
-        insert_cert(&tx, device, now_ms, issued)?;
-        tx.commit()?;
-        Ok(Ok(()))
+        Ok(renewed)
     }
 
     fn device_certs(&self, device: &DeviceId) -> Result<Vec<DeviceCert>, StoreError> {
