@@ -20,11 +20,14 @@
 //!   if its time is known, else when its boot's clock offset arrives or its hold times out.
 //!   Delivery ids increase in commit order, so a reader paging by cursor never misses one.
 
+mod commit_state;
 pub mod config;
 mod error;
 mod health;
 mod open;
 pub mod postgres;
+mod rows;
+mod series;
 pub mod sqlite;
 
 use simpul_protocol::control::{Event, Heartbeat};
