@@ -16,11 +16,19 @@
 //! - The schema is created under `LOCK_SCHEMA`; the leader (webhook delivery) holds
 //!   `LOCK_LEADER` on a connection of its own.
 
+mod commit;
+mod config;
 mod conn;
 mod error;
+mod health;
+mod proposals;
+mod read;
 mod schema;
+mod series;
+mod store;
 
 pub use conn::{Conn, ConnGuard};
+pub use store::PgStore;
 
 /// Advisory lock keys (one 64-bit space per database; "simpul" in ASCII, then a number).
 pub const LOCK_SCHEMA: i64 = 0x73_69_6d_70_75_6c_00_01;
@@ -39,5 +47,4 @@ pub fn connect(url: &str) -> Result<Conn, crate::store::StoreError> {
 }
 
 /// u64 to BIGINT and back, refusing what does not fit (shared with SQLite).
-#[allow(unused_imports)]
 pub(crate) use super::sqlite::{to_i64, to_u64};
