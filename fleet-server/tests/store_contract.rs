@@ -20,17 +20,12 @@ use common::{BOOT, batch, reading, unsynced};
 use ed25519_dalek::SigningKey;
 use simpul_fleet::auth::{Role, TokenRow, User};
 use simpul_fleet::broker::SecurityEvent;
-use simpul_fleet::config::StoreConfig;
+use simpul_fleet::config::{StoreBackend, StoreConfig};
 use simpul_fleet::protocol::control::Heartbeat;
 use simpul_fleet::protocol::release::Manifest;
 use simpul_fleet::protocol::{DeviceId, ReadingBatch, SeqRange};
 use simpul_fleet::rollouts::{Control, RolloutSpec, RolloutState, StartRefused};
-use simpul_fleet::store::postgres as pgstore;
-use simpul_fleet::store::{
-    AcceptedProposal, CommitOutcome, ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig,
-    DeviceEvent, DeviceOverview, DeviceSummary, HealthPoint, Inbound, ProposalRefused, ProtocolEvent, SeriesPoints,
-    SideStores, SqliteStore, Store, StoreError, StoredReading, Stores, open_side_stores, open_stores,
-};
+use simpul_fleet::store::{ConfigChange, ConfigRefused, Inbound, Stores, open_side_stores, open_stores};
 use simpul_fleet::trust::Issued;
 use simpul_fleet::trust::store::{NewEnrolmentToken, RenewBlocked, SpendRefused};
 
@@ -43,146 +38,26 @@ struct Opened {
     _lives: Box<dyn std::any::Any>,
 }
 
-/// SQLite in a temp dir, through the factory as the fleet server opens it.
+/// SQLite in a temp dir.
 fn sqlite() -> Opened {
     let dir = tempfile::tempdir().unwrap();
     let config = StoreConfig { path: dir.path().join("fleet.db"), ..StoreConfig::default() };
+    open(config, Box::new(dir))
+}
+
+/// A PostgreSQL server of its own.
+fn postgres() -> Opened {
+    let pg = simpul_tests::Postgres::start().unwrap();
+    let config = StoreConfig { backend: StoreBackend::Postgres, url: pg.url(), ..StoreConfig::default() };
+    open(config, Box::new(pg))
+}
+
+/// The stores of `config` through the factory, as the fleet server opens them.
+fn open(config: StoreConfig, lives: Box<dyn std::any::Any>) -> Opened {
     let stores = open_stores(&config).unwrap();
     let store = Arc::clone(&stores.store);
     let again = Box::new(move || open_side_stores(&config).unwrap().with_store(Arc::clone(&store)));
-    Opened { stores, again, _lives: Box::new(dir) }
-}
-
-/// A PostgreSQL server of its own: the side stores on it.
-// TEMPORARY until PgStore lands: the factory replaces this. Until then the readings store
-// is SQLite, and the heartbeats it takes are copied into PostgreSQL's `devices` and
-// `device_health` (what a rollout start reads there) by [`Bridged`].
-fn postgres() -> Opened {
-    let pg = simpul_tests::Postgres::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let url = pg.url();
-    let sqlite = SqliteStore::open(&dir.path().join("fleet.db")).unwrap();
-    let store: Arc<dyn Store> = Arc::new(Bridged { sqlite, pg: pgstore::connect(&url).unwrap() });
-    let side = move || SideStores {
-        auth: Arc::new(pgstore::PgAuthStore::open(&url).unwrap()),
-        releases: Arc::new(pgstore::PgReleaseStore::open(&url).unwrap()),
-        rollouts: Arc::new(pgstore::PgRolloutStore::open(&url).unwrap()),
-        trust: Arc::new(pgstore::PgTrustStore::open(&url).unwrap()),
-    };
-    let stores = side().with_store(Arc::clone(&store));
-    let again = Box::new(move || side().with_store(Arc::clone(&store)));
-    Opened { stores, again, _lives: Box::new((pg, dir)) }
-}
-
-/// TEMPORARY until PgStore lands: SQLite's readings store, whose heartbeats also land in
-/// PostgreSQL (a device row and its latest health), where the rollout store reads them.
-#[derive(Debug)]
-struct Bridged {
-    sqlite: SqliteStore,
-    pg: pgstore::Conn,
-}
-
-impl Store for Bridged {
-    fn commit(&self, items: &[Inbound], now_ms: i64) -> Result<CommitOutcome, StoreError> {
-        let outcome = self.sqlite.commit(items, now_ms)?;
-        let mut client = self.pg.get()?;
-        for item in items {
-            if let Inbound::Heartbeat { device, heartbeat } = item {
-                client.execute(
-                    "INSERT INTO devices (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-                    &[&device.as_str()],
-                )?;
-                client.execute(
-                    "INSERT INTO device_health (device_id, received_at_ms, version, sensors, sensors_failing, heartbeat)
-                     SELECT id, $2, $3, 0, 0, '{}' FROM devices WHERE name = $1
-                     ON CONFLICT (device_id) DO UPDATE SET received_at_ms = $2, version = $3",
-                    &[&device.as_str(), &now_ms, &heartbeat.version],
-                )?;
-            }
-        }
-        Ok(outcome)
-    }
-    fn release_held(&self, arrived_by_ms: i64) -> Result<u64, StoreError> {
-        self.sqlite.release_held(arrived_by_ms)
-    }
-    fn readings_after(&self, after: u64, limit: usize) -> Result<Vec<StoredReading>, StoreError> {
-        self.sqlite.readings_after(after, limit)
-    }
-    fn device(&self, device: &DeviceId) -> Result<Option<DeviceSummary>, StoreError> {
-        self.sqlite.device(device)
-    }
-    fn protocol_events(&self, limit: usize) -> Result<Vec<ProtocolEvent>, StoreError> {
-        self.sqlite.protocol_events(limit)
-    }
-    fn consumer_cursor(&self, consumer: &str) -> Result<u64, StoreError> {
-        self.sqlite.consumer_cursor(consumer)
-    }
-    fn set_consumer_cursor(&self, consumer: &str, cursor: u64) -> Result<(), StoreError> {
-        self.sqlite.set_consumer_cursor(consumer, cursor)
-    }
-    fn delivery_head(&self) -> Result<u64, StoreError> {
-        self.sqlite.delivery_head()
-    }
-    fn series_minutes(&self, device: &DeviceId, since_ms: i64, until_ms: i64) -> Result<Vec<SeriesPoints>, StoreError> {
-        self.sqlite.series_minutes(device, since_ms, until_ms)
-    }
-    fn devices(&self) -> Result<Vec<DeviceOverview>, StoreError> {
-        self.sqlite.devices()
-    }
-    fn device_health(&self, device: &DeviceId, since_ms: i64, limit: usize) -> Result<Vec<HealthPoint>, StoreError> {
-        self.sqlite.device_health(device, since_ms, limit)
-    }
-    fn device_events(&self, device: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
-        self.sqlite.device_events(device, limit)
-    }
-    fn prune_health(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.sqlite.prune_health(before_ms)
-    }
-    fn set_device_config(
-        &self,
-        device: &DeviceId,
-        toml: &str,
-        change: &ConfigChange,
-    ) -> Result<ConfigVersion, StoreError> {
-        self.sqlite.set_device_config(device, toml, change)
-    }
-    fn set_group_defaults(
-        &self,
-        group: &str,
-        toml: &str,
-        change: &ConfigChange,
-    ) -> Result<Vec<ConfigVersion>, StoreError> {
-        self.sqlite.set_group_defaults(group, toml, change)
-    }
-    fn set_device_group(
-        &self,
-        device: &DeviceId,
-        group: Option<&str>,
-        change: &ConfigChange,
-    ) -> Result<Result<ConfigVersion, ConfigRefused>, StoreError> {
-        self.sqlite.set_device_group(device, group, change)
-    }
-    fn device_config(&self, device: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {
-        self.sqlite.device_config(device)
-    }
-    fn config_history(&self, device: &DeviceId, limit: usize) -> Result<Vec<ConfigVersion>, StoreError> {
-        self.sqlite.config_history(device, limit)
-    }
-    fn accept_proposal(
-        &self,
-        device: &DeviceId,
-        event: i64,
-        sensor_id: Option<&str>,
-        change: &ConfigChange,
-    ) -> Result<Result<AcceptedProposal, ProposalRefused>, StoreError> {
-        self.sqlite.accept_proposal(device, event, sensor_id, change)
-    }
-    fn config_groups(&self) -> Result<Vec<ConfigGroup>, StoreError> {
-        self.sqlite.config_groups()
-    }
-    fn latest_desired(&self, device: Option<&DeviceId>) -> Result<Vec<ConfigVersion>, StoreError> {
-        self.sqlite.latest_desired(device)
-    }
+    Opened { stores, again, _lives: lives }
 }
 
 /// Each case as a test per backend: `cases` take the stores, `races` two openings of the

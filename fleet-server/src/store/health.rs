@@ -5,6 +5,8 @@
 use serde::Serialize;
 use simpul_protocol::control::{Event, Heartbeat, SensorState};
 
+use super::StoreError;
+
 /// The metric the water-level alert watches (`[alerts] level_thresholds`).
 pub const LEVEL_METRIC: &str = "level";
 
@@ -125,6 +127,148 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::UpdateRefused { .. } => "update_refused",
         Event::Unknown => "unknown",
     }
+}
+
+/// Most history rows one prune statement deletes, so no statement (or SQLite's write lock)
+/// is held long.
+pub(crate) const PRUNE_CHUNK: i64 = 5000;
+
+/// Runs `chunk` (deleting up to [`PRUNE_CHUNK`] history rows, each call on its own, so
+/// ingest commits go on in between) until a call deletes fewer; how many in all.
+pub(crate) fn prune_in_chunks(mut chunk: impl FnMut() -> Result<u64, StoreError>) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let n = chunk()?;
+        total += n;
+        if n < PRUNE_CHUNK as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// A heartbeat as the store writes it: its summary, its JSON and its levels' JSON.
+pub(crate) struct EncodedHeartbeat {
+    pub summary: HealthSummary,
+    pub json: String,
+    pub levels: String,
+    pub config_version: Option<i64>,
+    pub buffer_depth: Option<i64>,
+    pub oldest_unsent_age_s: Option<i64>,
+}
+
+impl EncodedHeartbeat {
+    /// `heartbeat`, received at `now_ms`, in the store's columns.
+    pub fn of(heartbeat: &Heartbeat, now_ms: i64) -> Result<EncodedHeartbeat, StoreError> {
+        let json = serde_json::to_string(heartbeat).map_err(json_error)?;
+        let summary = HealthSummary::of(heartbeat, now_ms);
+        let levels = serde_json::to_string(&summary.levels).map_err(json_error)?;
+        Ok(EncodedHeartbeat {
+            config_version: opt_i64(summary.config_version)?,
+            buffer_depth: opt_i64(summary.buffer_depth)?,
+            oldest_unsent_age_s: opt_i64(summary.oldest_unsent_age_s)?,
+            summary,
+            json,
+            levels,
+        })
+    }
+
+    /// Whether this heartbeat goes into the history, and the device's history time after
+    /// it: when the last one there is `every_ms` old or more, or the failing sensors or
+    /// throttling changed since the latest (so the history never misses a change of
+    /// state, whatever the sampling). `before` is the latest row's (history_at_ms,
+    /// sensors_failing, throttled_now), if the device has one.
+    pub fn history(
+        &self,
+        before: Option<(Option<i64>, Option<i64>, Option<bool>)>,
+        now_ms: i64,
+        every_ms: i64,
+    ) -> (bool, Option<i64>) {
+        let s = &self.summary;
+        let keep = match before {
+            Some((Some(at), failing, throttled)) => {
+                now_ms.saturating_sub(at) >= every_ms
+                    || failing != Some(i64::from(s.sensors_failing))
+                    || throttled != s.throttled
+            }
+            _ => true,
+        };
+        let history_at = if keep { Some(now_ms) } else { before.and_then(|b| b.0) };
+        (keep, history_at)
+    }
+}
+
+/// The latest-heartbeat columns of a device, as read (all NULL when it never sent one).
+pub(crate) struct HealthColumns {
+    pub received_at_ms: Option<i64>,
+    pub version: Option<String>,
+    pub config_version: Option<i64>,
+    pub buffer_depth: Option<i64>,
+    pub oldest_unsent_age_s: Option<i64>,
+    pub soc_temp_c: Option<f64>,
+    pub throttled: Option<bool>,
+    pub sensors: Option<i64>,
+    pub sensors_failing: Option<i64>,
+    pub levels: Option<String>,
+}
+
+impl HealthColumns {
+    /// The summary these columns hold, if the device ever sent a heartbeat.
+    pub fn summary(self) -> Result<Option<HealthSummary>, StoreError> {
+        let (Some(received_at_ms), Some(version)) = (self.received_at_ms, self.version) else { return Ok(None) };
+        let count = |n: Option<i64>| u32::try_from(n.unwrap_or(0)).unwrap_or(u32::MAX);
+        Ok(Some(HealthSummary {
+            received_at_ms,
+            version,
+            config_version: opt_u64(self.config_version)?,
+            buffer_depth: opt_u64(self.buffer_depth)?,
+            oldest_unsent_age_s: opt_u64(self.oldest_unsent_age_s)?,
+            soc_temp_c: self.soc_temp_c,
+            throttled: self.throttled,
+            sensors: count(self.sensors),
+            sensors_failing: count(self.sensors_failing),
+            levels: serde_json::from_str(self.levels.as_deref().unwrap_or("{}")).map_err(json_error)?,
+        }))
+    }
+}
+
+/// A history row as a [`HealthPoint`].
+pub(crate) fn health_point(at_ms: i64, json: &str) -> Result<HealthPoint, StoreError> {
+    Ok(HealthPoint { at_ms, heartbeat: serde_json::from_str(json).map_err(json_error)? })
+}
+
+/// An event as stored: its JSON.
+pub(crate) fn event_json(event: &Event) -> Result<String, StoreError> {
+    serde_json::to_string(event).map_err(json_error)
+}
+
+/// An event row, with its acceptance (sensor id, version, author, at) if one was joined.
+pub(crate) fn device_event(
+    id: i64,
+    at_ms: i64,
+    kind: String,
+    json: &str,
+    accepted: Option<(String, i64, String, i64)>,
+) -> Result<DeviceEvent, StoreError> {
+    let accepted = match accepted {
+        Some((sensor_id, version, author, at_ms)) => {
+            Some(Acceptance { sensor_id, version: super::sqlite::to_u64(version)?, author, at_ms })
+        }
+        None => None,
+    };
+    let event = serde_json::from_str(json).map_err(json_error)?;
+    Ok(DeviceEvent { id, at_ms, kind, event, accepted })
+}
+
+fn json_error(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("health JSON: {e}"))
+}
+
+fn opt_i64(v: Option<u64>) -> Result<Option<i64>, StoreError> {
+    v.map(super::sqlite::to_i64).transpose()
+}
+
+fn opt_u64(v: Option<i64>) -> Result<Option<u64>, StoreError> {
+    v.map(super::sqlite::to_u64).transpose()
 }
 
 #[cfg(test)]

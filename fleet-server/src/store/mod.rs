@@ -20,12 +20,15 @@
 //!   if its time is known, else when its boot's clock offset arrives or its hold times out.
 //!   Delivery ids increase in commit order, so a reader paging by cursor never misses one.
 
+mod commit_state;
 pub mod config;
 mod error;
 mod health;
 pub mod leader;
 mod open;
 pub mod postgres;
+mod rows;
+mod series;
 pub mod sqlite;
 
 use simpul_protocol::control::{Event, Heartbeat};

@@ -1,16 +1,17 @@
 //! The store factory: the one place that decides which backend holds the fleet's tables.
 //! The server (`run.rs`) opens every store here, the offline CLI the side stores (users,
-//! tokens, releases, rollouts, trust). Today every store is SQLite at `[store] path`; a
-//! second backend is one more arm here (docs/design/scale-out.md §3).
+//! tokens, releases, rollouts, trust). `[store] backend` picks SQLite (the file at
+//! `[store] path`) or PostgreSQL (the database at `[store] url`; docs/design/scale-out.md).
 //!
 //! Blocking, like the stores: call it on the blocking pool from async code.
 
 use std::sync::Arc;
 
+use super::postgres::{PgAuthStore, PgReleaseStore, PgRolloutStore, PgStore, PgTrustStore};
 use super::sqlite::{SqliteAuthStore, SqliteReleaseStore, SqliteRolloutStore, SqliteTrustStore};
 use super::{SqliteStore, Store, StoreError};
 use crate::auth::AuthStore;
-use crate::config::StoreConfig;
+use crate::config::{StoreBackend, StoreConfig};
 use crate::releases::ReleaseStore;
 use crate::rollouts::RolloutStore;
 use crate::trust::store::TrustBackend;
@@ -51,17 +52,34 @@ impl SideStores {
 /// Opens (creating if needed) every store of `config`, the readings store sampling
 /// heartbeat history by `health_history_every`.
 pub fn open_stores(config: &StoreConfig) -> Result<Stores, StoreError> {
-    let store = SqliteStore::open(&config.path)?.with_health_history_every(config.health_history_every);
-    Ok(open_side_stores(config)?.with_store(Arc::new(store)))
+    let every = config.health_history_every;
+    let store: Arc<dyn Store> = match config.backend {
+        StoreBackend::Sqlite => Arc::new(SqliteStore::open(&config.path)?.with_health_history_every(every)),
+        StoreBackend::Postgres => Arc::new(PgStore::open(&config.url)?.with_health_history_every(every)),
+    };
+    Ok(open_side_stores(config)?.with_store(store))
 }
 
 /// Opens (creating if needed) the side stores of `config`, each on a connection of its own.
 pub fn open_side_stores(config: &StoreConfig) -> Result<SideStores, StoreError> {
-    let path = &config.path;
-    Ok(SideStores {
-        auth: Arc::new(SqliteAuthStore::open(path)?),
-        releases: Arc::new(SqliteReleaseStore::open(path)?),
-        rollouts: Arc::new(SqliteRolloutStore::open(path)?),
-        trust: Arc::new(SqliteTrustStore::open(path)?),
+    Ok(match config.backend {
+        StoreBackend::Sqlite => {
+            let path = &config.path;
+            SideStores {
+                auth: Arc::new(SqliteAuthStore::open(path)?),
+                releases: Arc::new(SqliteReleaseStore::open(path)?),
+                rollouts: Arc::new(SqliteRolloutStore::open(path)?),
+                trust: Arc::new(SqliteTrustStore::open(path)?),
+            }
+        }
+        StoreBackend::Postgres => {
+            let url = &config.url;
+            SideStores {
+                auth: Arc::new(PgAuthStore::open(url)?),
+                releases: Arc::new(PgReleaseStore::open(url)?),
+                rollouts: Arc::new(PgRolloutStore::open(url)?),
+                trust: Arc::new(PgTrustStore::open(url)?),
+            }
+        }
     })
 }

@@ -17,12 +17,19 @@
 //!   `LOCK_LEADER` on a connection of its own.
 
 mod auth;
+mod commit;
+mod config;
 mod conn;
 mod error;
+mod health;
 mod leader;
+mod proposals;
+mod read;
 mod releases;
 mod rollouts;
 mod schema;
+mod series;
+mod store;
 mod trust;
 
 pub use auth::PgAuthStore;
@@ -30,6 +37,7 @@ pub use conn::{Conn, ConnGuard};
 pub use leader::PgLeader;
 pub use releases::PgReleaseStore;
 pub use rollouts::PgRolloutStore;
+pub use store::PgStore;
 pub use trust::PgTrustStore;
 
 /// Advisory lock keys (one 64-bit space per database; "simpul" in ASCII, then a number).
@@ -57,5 +65,4 @@ pub(crate) fn control_tx(client: &mut postgres::Client) -> Result<postgres::Tran
 }
 
 /// u64 to BIGINT and back, refusing what does not fit (shared with SQLite).
-#[allow(unused_imports)]
 pub(crate) use super::sqlite::{to_i64, to_u64};

@@ -134,6 +134,7 @@ CREATE TABLE device_health (
 );
 
 CREATE TABLE health_history (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     device_id  BIGINT NOT NULL REFERENCES devices(id),
     at_ms      BIGINT NOT NULL,
     heartbeat  TEXT NOT NULL

@@ -9,20 +9,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use simpul_protocol::DeviceId;
 use simpul_protocol::control::ReportedConfig;
 
-use super::{to_i64, to_u64};
-use crate::config_merge;
+use super::to_i64;
 use crate::store::StoreError;
 use crate::store::config::{
-    ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig, ReportedState, state_from_name, state_name,
+    ConfigChange, ConfigGroup, ConfigInputs, ConfigRefused, ConfigVersion, DeviceConfig, VersionRow, add_members,
+    device_config_of, device_name, next_version_of, state_name, to_version,
 };
-
-fn device_name(name: String) -> Result<DeviceId, StoreError> {
-    DeviceId::new(name).map_err(|e| StoreError::Corrupt(format!("stored device name: {e}")))
-}
-
-fn parse_stored(what: &str, text: &str) -> Result<toml::Table, StoreError> {
-    config_merge::parse(text).map_err(|e| StoreError::Corrupt(format!("stored {what}: {e}")))
-}
 
 /// The device's row id, creating the row if the fleet never heard from it.
 pub(super) fn device_id(tx: &Transaction<'_>, device: &DeviceId) -> Result<i64, StoreError> {
@@ -32,7 +24,7 @@ pub(super) fn device_id(tx: &Transaction<'_>, device: &DeviceId) -> Result<i64, 
 }
 
 /// The device's group defaults and its own override text as they are in `tx`.
-pub(super) fn inputs(tx: &Transaction<'_>, id: i64) -> Result<(toml::Table, String), StoreError> {
+pub(super) fn inputs(tx: &Transaction<'_>, id: i64) -> Result<ConfigInputs, StoreError> {
     let (defaults, own): (Option<String>, Option<String>) = tx
         .prepare_cached(
             "SELECT g.defaults, c.override_toml FROM device_config c
@@ -41,7 +33,7 @@ pub(super) fn inputs(tx: &Transaction<'_>, id: i64) -> Result<(toml::Table, Stri
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((None, None));
-    Ok((parse_stored("group defaults", defaults.as_deref().unwrap_or(""))?, own.unwrap_or_default()))
+    Ok(ConfigInputs { defaults, own: own.unwrap_or_default() })
 }
 
 /// Writes the device's next version: its group's defaults merged with its override.
@@ -51,26 +43,17 @@ pub(super) fn next_version(
     device: &DeviceId,
     change: &ConfigChange,
 ) -> Result<ConfigVersion, StoreError> {
-    let (defaults, own) = inputs(tx, id)?;
-    let own = parse_stored("device override", &own)?;
-    let toml = config_merge::render(&config_merge::merge(&defaults, &own));
+    let toml = inputs(tx, id)?.desired_toml()?;
     let last: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM config_versions WHERE device_id = ?1")?
         .query_row([id], |r| r.get(0))?;
-    let version = to_u64(last)? + 1;
+    let v = next_version_of(device, last, toml, change)?;
     tx.prepare_cached(
         "INSERT INTO config_versions (device_id, version, toml, author, at_ms, comment)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![id, to_i64(version)?, toml, change.author, change.at_ms, change.comment])?;
-    Ok(ConfigVersion {
-        device: device.clone(),
-        version,
-        toml,
-        author: change.author.clone(),
-        at_ms: change.at_ms,
-        comment: change.comment.clone(),
-    })
+    .execute(params![id, to_i64(v.version)?, v.toml, v.author, v.at_ms, v.comment])?;
+    Ok(v)
 }
 
 /// Sets a device's own override and writes its next version.
@@ -176,13 +159,8 @@ pub fn record_reported(
 
 const VERSION_COLUMNS: &str = "d.name, v.version, v.toml, v.author, v.at_ms, v.comment";
 
-fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, i64, String, String, i64, String)> {
+fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-}
-
-fn to_version(row: (String, i64, String, String, i64, String)) -> Result<ConfigVersion, StoreError> {
-    let (name, version, toml, author, at_ms, comment) = row;
-    Ok(ConfigVersion { device: device_name(name)?, version: to_u64(version)?, toml, author, at_ms, comment })
 }
 
 /// The latest desired version of `device`, or of every device that has one.
@@ -232,21 +210,7 @@ pub fn device_config(conn: &Connection, device: &DeviceId) -> Result<Option<Devi
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
     let desired = latest_desired(conn, Some(device))?.pop();
-    if membership.is_none() && reported.is_none() && desired.is_none() {
-        return Ok(None);
-    }
-    let (group, override_toml) = membership.unwrap_or_default();
-    let reported = reported
-        .map(|(version, state, error, at_ms)| {
-            Ok::<_, StoreError>(ReportedState {
-                version: to_u64(version)?,
-                state: state_from_name(&state),
-                error,
-                at_ms,
-            })
-        })
-        .transpose()?;
-    Ok(Some(DeviceConfig { group, override_toml, desired, reported }))
+    device_config_of(membership, reported, desired)
 }
 
 /// Every group with its devices, by name.
@@ -264,13 +228,7 @@ pub fn groups(conn: &Connection) -> Result<Vec<ConfigGroup>, StoreError> {
         )?
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    for (group, device) in members {
-        // Both are in name order (SQLite's BINARY collation is Rust's `str` order).
-        if let Ok(i) = groups.binary_search_by(|g| g.name.as_str().cmp(&group)) {
-            if let Some(g) = groups.get_mut(i) {
-                g.devices.push(device);
-            }
-        }
-    }
+    // Both are in name order (SQLite's BINARY collation is Rust's `str` order).
+    add_members(&mut groups, members);
     Ok(groups)
 }

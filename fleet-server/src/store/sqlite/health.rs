@@ -1,31 +1,16 @@
 //! Device health in SQLite: heartbeats (latest row per device and the history) and device
-//! events, written inside the ingest transaction and read by the API.
+//! events, written inside the ingest transaction and read by the API. What is not SQL
+//! (the summary, the sampling, the JSON) is in `store::health`.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use simpul_protocol::DeviceId;
 use simpul_protocol::control::{Event, Heartbeat};
 
-use super::{to_i64, to_u64};
-use crate::store::{Acceptance, DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, StoreError, event_kind};
+use crate::store::health::{EncodedHeartbeat, HealthColumns, PRUNE_CHUNK, device_event, event_json, health_point};
+use crate::store::{DeviceEvent, DeviceOverview, HealthPoint, StoreError, event_kind};
 
-/// Most history rows one prune statement deletes, so the write lock is never held long.
-pub const PRUNE_CHUNK: i64 = 5000;
-
-fn json_error(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(format!("health JSON: {e}"))
-}
-
-fn opt_i64(v: Option<u64>) -> Result<Option<i64>, StoreError> {
-    v.map(to_i64).transpose()
-}
-
-fn opt_u64(v: Option<i64>) -> Result<Option<u64>, StoreError> {
-    v.map(to_u64).transpose()
-}
-
-/// Replaces the device's latest heartbeat, and appends it to the history when the last one
-/// there is `every_ms` old or more, or its failing sensors or throttling changed since the
-/// latest (so the history never misses a change of state, whatever the sampling).
+/// Replaces the device's latest heartbeat, and appends it to the history as
+/// [`EncodedHeartbeat::history`] decides.
 pub fn record_heartbeat(
     conn: &Connection,
     device_id: i64,
@@ -33,19 +18,13 @@ pub fn record_heartbeat(
     now_ms: i64,
     every_ms: i64,
 ) -> Result<(), StoreError> {
-    let json = serde_json::to_string(hb).map_err(json_error)?;
-    let s = HealthSummary::of(hb, now_ms);
-    let before: Option<(Option<i64>, Option<u32>, Option<bool>)> = conn
+    let e = EncodedHeartbeat::of(hb, now_ms)?;
+    let before: Option<(Option<i64>, Option<i64>, Option<bool>)> = conn
         .prepare_cached("SELECT history_at_ms, sensors_failing, throttled_now FROM device_health WHERE device_id = ?1")?
         .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let keep = match before {
-        Some((Some(at), failing, throttled)) => {
-            now_ms.saturating_sub(at) >= every_ms || failing != Some(s.sensors_failing) || throttled != s.throttled
-        }
-        _ => true,
-    };
-    let history_at = if keep { Some(now_ms) } else { before.and_then(|b| b.0) };
+    let (keep, history_at) = e.history(before, now_ms, every_ms);
+    let s = &e.summary;
     conn.prepare_cached(
         "INSERT INTO device_health (device_id, received_at_ms, version, config_version, buffer_depth,
          oldest_unsent_age_s, soc_temp_c, throttled_now, sensors, sensors_failing, heartbeat, levels, history_at_ms)
@@ -61,47 +40,30 @@ pub fn record_heartbeat(
         device_id,
         now_ms,
         s.version,
-        opt_i64(s.config_version)?,
-        opt_i64(s.buffer_depth)?,
-        opt_i64(s.oldest_unsent_age_s)?,
+        e.config_version,
+        e.buffer_depth,
+        e.oldest_unsent_age_s,
         s.soc_temp_c,
         s.throttled,
         s.sensors,
         s.sensors_failing,
-        json,
-        serde_json::to_string(&s.levels).map_err(json_error)?,
+        e.json,
+        e.levels,
         history_at
     ])?;
     if keep {
         conn.prepare_cached("INSERT INTO health_history (device_id, at_ms, heartbeat) VALUES (?1, ?2, ?3)")?
-            .execute(params![device_id, now_ms, json])?;
+            .execute(params![device_id, now_ms, e.json])?;
     }
     Ok(())
 }
 
 /// Appends an event the device reported.
 pub fn record_event(conn: &Connection, device_id: i64, event: &Event, now_ms: i64) -> Result<(), StoreError> {
-    let json = serde_json::to_string(event).map_err(json_error)?;
     conn.prepare_cached("INSERT INTO device_events (device_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![device_id, now_ms, event_kind(event), json])?;
+        .execute(params![device_id, now_ms, event_kind(event), event_json(event)?])?;
     Ok(())
 }
-
-type OverviewRow = (
-    String,
-    Option<bool>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<f64>,
-    Option<bool>,
-    Option<u32>,
-    Option<u32>,
-    Option<String>,
-);
 
 pub fn devices(conn: &Connection) -> Result<Vec<DeviceOverview>, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -111,55 +73,24 @@ pub fn devices(conn: &Connection) -> Result<Vec<DeviceOverview>, StoreError> {
          FROM devices d LEFT JOIN device_health h ON h.device_id = d.id ORDER BY d.name",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-            r.get(9)?,
-            r.get(10)?,
-            r.get(11)?,
-            r.get(12)?,
-        ))
+        let health = HealthColumns {
+            received_at_ms: r.get(3)?,
+            version: r.get(4)?,
+            config_version: r.get(5)?,
+            buffer_depth: r.get(6)?,
+            oldest_unsent_age_s: r.get(7)?,
+            soc_temp_c: r.get(8)?,
+            throttled: r.get(9)?,
+            sensors: r.get(10)?,
+            sensors_failing: r.get(11)?,
+            levels: r.get(12)?,
+        };
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, health))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (
-            device,
-            status_online,
-            last_seen_ms,
-            received,
-            version,
-            config,
-            depth,
-            oldest,
-            temp,
-            throttled,
-            n,
-            failing,
-            levels,
-        ): OverviewRow = row?;
-        let health = match (received, version) {
-            (Some(received_at_ms), Some(version)) => Some(HealthSummary {
-                received_at_ms,
-                version,
-                config_version: opt_u64(config)?,
-                buffer_depth: opt_u64(depth)?,
-                oldest_unsent_age_s: opt_u64(oldest)?,
-                soc_temp_c: temp,
-                throttled,
-                sensors: n.unwrap_or(0),
-                sensors_failing: failing.unwrap_or(0),
-                levels: serde_json::from_str(levels.as_deref().unwrap_or("{}")).map_err(json_error)?,
-            }),
-            _ => None,
-        };
-        out.push(DeviceOverview { device, status_online, last_seen_ms, health });
+        let (device, status_online, last_seen_ms, health) = row?;
+        out.push(DeviceOverview { device, status_online, last_seen_ms, health: health.summary()? });
     }
     Ok(out)
 }
@@ -190,7 +121,7 @@ pub fn device_health(
     let mut out = Vec::new();
     for row in rows {
         let (at_ms, json) = row?;
-        out.push(HealthPoint { at_ms, heartbeat: serde_json::from_str(&json).map_err(json_error)? });
+        out.push(health_point(at_ms, &json)?);
     }
     Ok(out)
 }
@@ -212,14 +143,7 @@ pub fn device_events(conn: &Connection, device: &DeviceId, limit: usize) -> Resu
     let mut out = Vec::new();
     for row in rows {
         let (id, at_ms, kind, json, accepted) = row?;
-        let accepted = match accepted {
-            Some((sensor_id, version, author, at_ms)) => {
-                Some(Acceptance { sensor_id, version: to_u64(version)?, author, at_ms })
-            }
-            None => None,
-        };
-        let event = serde_json::from_str(&json).map_err(json_error)?;
-        out.push(DeviceEvent { id, at_ms, kind, event, accepted });
+        out.push(device_event(id, at_ms, kind, &json, accepted)?);
     }
     Ok(out)
 }

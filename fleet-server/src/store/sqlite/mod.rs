@@ -176,15 +176,8 @@ impl Store for SqliteStore {
     }
 
     fn prune_health(&self, before_ms: i64) -> Result<u64, StoreError> {
-        // In chunks, taking the writer for each, so ingest commits go on in between.
-        let mut total = 0;
-        loop {
-            let n = health::prune_chunk(&self.writer(), before_ms)?;
-            total += n;
-            if n < health::PRUNE_CHUNK as u64 {
-                return Ok(total);
-            }
-        }
+        // Taking the writer for each chunk.
+        super::health::prune_in_chunks(|| health::prune_chunk(&self.writer(), before_ms))
     }
 
     fn set_device_config(

@@ -5,12 +5,10 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use simpul_protocol::DeviceId;
-use simpul_protocol::control::Event;
 
 use super::config::{inputs, write_override};
 use super::{to_i64, to_u64};
-use crate::config_merge;
-use crate::proposal;
+use crate::store::config::Proposal;
 use crate::store::{AcceptedProposal, ConfigChange, ProposalRefused, StoreError};
 
 /// See the module doc.
@@ -31,9 +29,7 @@ pub fn accept(
         .optional()?;
     let no_such = || ProposalRefused::NoSuchProposal { device: device.to_string(), event };
     let Some((id, detail)) = found else { return Ok(Err(no_such())) };
-    let Ok(Event::SensorProposed { toml, summary, port }) = serde_json::from_str::<Event>(&detail) else {
-        return Ok(Err(no_such()));
-    };
+    let Some(proposal) = Proposal::parse(&detail) else { return Ok(Err(no_such())) };
     let earlier: Option<(String, i64)> = tx
         .prepare_cached("SELECT sensor_id, version FROM proposal_acceptances WHERE event_id = ?1")?
         .query_row([event], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -41,18 +37,9 @@ pub fn accept(
     if let Some((sensor_id, version)) = earlier {
         return Ok(Err(ProposalRefused::AlreadyAccepted { event, sensor_id, version: to_u64(version)? }));
     }
-    let entry = match proposal::entry(&toml, sensor_id) {
-        Ok(e) => e,
-        Err(e) => return Ok(Err(e.into())),
-    };
-    let (defaults, own) = inputs(&tx, id)?;
-    let own_table =
-        config_merge::parse(&own).map_err(|e| StoreError::Corrupt(format!("stored device override: {e}")))?;
-    let merged = config_merge::merge(&defaults, &own_table);
-    let note = format!("proposal {event} from {port} ({summary}), accepted by {}", change.author);
-    let text = match proposal::add_to_override(&own, &merged, &entry, &note) {
-        Ok(t) => t,
-        Err(e) => return Ok(Err(e.into())),
+    let (entry, text) = match proposal.into_override(event, sensor_id, &inputs(&tx, id)?, change)? {
+        Ok(planned) => planned,
+        Err(refused) => return Ok(Err(refused)),
     };
     let version = write_override(&tx, device, &text, change)?;
     tx.prepare_cached(

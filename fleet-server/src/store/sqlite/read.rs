@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use simpul_protocol::DeviceId;
 
 use super::{to_i64, to_u64};
+use crate::store::rows::{device_summary, stored_reading};
 use crate::store::{DeviceSummary, ProtocolEvent, StoreError, StoredReading};
 
 pub fn readings_after(conn: &Connection, after: u64, limit: usize) -> Result<Vec<StoredReading>, StoreError> {
@@ -28,24 +29,7 @@ pub fn readings_after(conn: &Connection, after: u64, limit: usize) -> Result<Vec
             r.get::<_, bool>(9)?,
         ))
     })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (cursor, device, seq, sensor, metric, unit, value, time_ms, synced, time_corrected) = row?;
-        out.push(StoredReading {
-            cursor: to_u64(cursor)?,
-            device,
-            seq: to_u64(seq)?,
-            sensor,
-            metric,
-            unit,
-            // SQLite stores NaN as NULL.
-            value: value.unwrap_or(f64::NAN),
-            time_ms,
-            synced,
-            time_corrected,
-        });
-    }
-    Ok(out)
+    rows.map(|r| stored_reading(r?)).collect()
 }
 
 pub fn device(conn: &Connection, device: &DeviceId) -> Result<Option<DeviceSummary>, StoreError> {
@@ -67,15 +51,7 @@ pub fn device(conn: &Connection, device: &DeviceId) -> Result<Option<DeviceSumma
         .optional()?;
     let Some((id, watermark, dropped, stored, malformed, online)) = row else { return Ok(None) };
     let held: i64 = conn.query_row("SELECT count(*) FROM held_readings WHERE device_id = ?1", [id], |r| r.get(0))?;
-    Ok(Some(DeviceSummary {
-        device: device.to_string(),
-        watermark: to_u64(watermark)?,
-        dropped: to_u64(dropped)?,
-        readings_stored: to_u64(stored)?,
-        readings_held: to_u64(held)?,
-        malformed: to_u64(malformed)?,
-        online,
-    }))
+    Ok(Some(device_summary(device, (watermark, dropped, stored, malformed, online), held)?))
 }
 
 pub fn protocol_events(conn: &Connection, limit: usize) -> Result<Vec<ProtocolEvent>, StoreError> {

@@ -4,8 +4,8 @@
 use rusqlite::{Connection, params};
 use simpul_protocol::DeviceId;
 
-use super::to_u64;
-use crate::store::{MinutePoint, SeriesPoints, StoreError};
+use crate::store::series::{SeriesMinuteRow, fold_series, minute_of};
+use crate::store::{SeriesPoints, StoreError};
 
 /// Every series of `device` with its minutes from `since_ms` to `until_ms` (both
 /// inclusive, by the minute they fall in), by sensor, metric and unit, minutes in order.
@@ -21,36 +21,15 @@ pub fn series_minutes(
          LEFT JOIN series_minutes m ON m.series_id = s.id AND m.minute BETWEEN ?2 AND ?3
          WHERE d.name = ?1 ORDER BY s.sensor, s.metric, s.unit, s.id, m.minute",
     )?;
-    let rows =
-        stmt.query_map(params![device.as_str(), since_ms.div_euclid(60_000), until_ms.div_euclid(60_000)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<i64>>(4)?,
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, Option<f64>>(6)?,
-                r.get::<_, Option<f64>>(7)?,
-                r.get::<_, Option<f64>>(8)?,
-            ))
-        })?;
-    let mut out: Vec<SeriesPoints> = Vec::new();
-    let mut last_id = None;
-    for row in rows {
-        let (id, sensor, metric, unit, minute, n, min, max, sum) = row?;
-        if last_id != Some(id) {
-            out.push(SeriesPoints { sensor, metric, unit, points: Vec::new() });
-            last_id = Some(id);
-        }
-        let (Some(minute), Some(n), Some(min), Some(max), Some(sum)) = (minute, n, min, max, sum) else { continue };
-        let n = to_u64(n)?;
-        let point = MinutePoint { minute_ms: minute * 60_000, n, min, max, avg: sum / n.max(1) as f64 };
-        if let Some(s) = out.last_mut() {
-            s.points.push(point);
-        }
-    }
-    Ok(out)
+    let window = params![device.as_str(), minute_of(since_ms), minute_of(until_ms)];
+    let rows = stmt.query_map(window, |r| {
+        let minute = match (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?) {
+            (Some(minute), Some(n), Some(min), Some(max), Some(sum)) => Some((minute, n, min, max, sum)),
+            _ => None,
+        };
+        Ok(SeriesMinuteRow { id: r.get(0)?, sensor: r.get(1)?, metric: r.get(2)?, unit: r.get(3)?, minute })
+    })?;
+    fold_series(rows.map(|r| r.map_err(StoreError::from)))
 }
 
 #[cfg(test)]
