@@ -84,11 +84,22 @@ impl Fleet {
     }
 
     /// One of several fleet servers sharing an external `broker` (a shared subscription,
-    /// MQTT client id `client_id`) and the PostgreSQL database at `url`.
-    pub async fn start_postgres(dir: &Path, broker: SocketAddr, url: &str, client_id: &str) -> std::io::Result<Fleet> {
-        let store = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
-        Self::start_with_store(dir, &format!("[mqtt]\nbroker = \"{broker}\"\nclient_id = \"{client_id}\"\nclean_session = true\n"), &store)
-            .await
+    /// MQTT client id `client_id`) and the PostgreSQL database at `url`; `store_extra`:
+    /// more `[store]` lines (`commit_interval = "2s"`).
+    pub async fn start_postgres(
+        dir: &Path,
+        broker: SocketAddr,
+        url: &str,
+        client_id: &str,
+        store_extra: &str,
+    ) -> std::io::Result<Fleet> {
+        let store = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n{store_extra}");
+        Self::start_with_store(
+            dir,
+            &format!("[mqtt]\nbroker = \"{broker}\"\nclient_id = \"{client_id}\"\nclean_session = true\n"),
+            &store,
+        )
+        .await
     }
 
     async fn start_with(dir: &Path, broker_section: &str) -> std::io::Result<Fleet> {
@@ -536,18 +547,50 @@ impl Consumer {
 
     /// Polls until `device` has at least `n` distinct readings (fails after [`PATIENCE`]).
     pub async fn wait_for(&mut self, device: &str, n: usize) {
+        self.poll_until(
+            |c| c.count(device) >= n,
+            |c| format!("only {} of {n} readings of {device} arrived", c.count(device)),
+        )
+        .await;
+    }
+
+    /// Polls until `done` holds; after [`PATIENCE`], fails with `why`.
+    async fn poll_until(&mut self, done: impl Fn(&Self) -> bool, why: impl Fn(&Self) -> String) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
-        while self.count(device) < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {n} readings of {device} arrived",
-                self.count(device)
-            );
+        while !done(self) {
+            assert!(tokio::time::Instant::now() < deadline, "{}", why(self));
             if self.poll().await == 0 {
                 // Nothing new yet: the next page is what we wait for.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+
+    /// The highest `n` such that every seq `1..=n` of `device` was delivered.
+    pub fn contiguous(&self, device: &str) -> u64 {
+        let mut n = 0;
+        for (d, seq) in self.seen.keys() {
+            if d == device {
+                if *seq != n + 1 {
+                    break;
+                }
+                n = *seq;
+            }
+        }
+        n
+    }
+
+    /// Polls until every seq `1..=n` of `device` was delivered, with no gap (fails after
+    /// [`PATIENCE`]).
+    pub async fn wait_for_contiguous(&mut self, device: &str, n: u64) {
+        self.poll_until(
+            |c| c.contiguous(device) >= n,
+            |c| {
+                let (got, distinct) = (c.contiguous(device), c.count(device));
+                format!("{device}: seqs up to {got} arrived without a gap, not up to {n} ({distinct} distinct)")
+            },
+        )
+        .await;
     }
 
     /// Asserts that `device`'s readings are exactly `expected`, each delivered once.
