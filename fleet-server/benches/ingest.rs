@@ -14,6 +14,9 @@
 //!   closed loop (each device publishes its next batch when the last is acked): the
 //!   fleet's saturation throughput.
 //! - `SIMPUL_BENCH_FLEET_LOG=warn,simpul_fleet::ingest=debug` logs each commit's duration.
+//! - `SIMPUL_BENCH_STORE=postgres`: the store is a PostgreSQL server of the bench's own
+//!   (Debian's binaries, `fsync = off`, a unix socket), and the bench also prints the
+//!   database's bytes per stored reading.
 //!
 //! Goal on a 2-core machine: >= 100,000 readings/s, p99 <= 1 s, <= 300 MB.
 
@@ -174,14 +177,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let load =
         if interval_ms == 0 { Load::Closed } else { Load::Open { interval: Duration::from_millis(interval_ms) } };
     let dir = tempfile::tempdir()?;
+    let postgres = match std::env::var("SIMPUL_BENCH_STORE").as_deref() {
+        Ok("postgres") => Some(simpul_tests::Postgres::start()?),
+        _ => None,
+    };
+    let store = match &postgres {
+        Some(pg) => format!("backend = \"postgres\"\nurl = \"{}\"", pg.url()),
+        None => format!("path = \"{}\"", dir.path().join("fleet.db").display()),
+    };
     let (broker, api) = (free_port(), free_port());
     let config = dir.path().join("fleet.toml");
     std::fs::write(
         &config,
         format!(
-            "[broker]\nlisten = \"127.0.0.1:{broker}\"\nmax_connections = {}\n[store]\npath = \"{}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n[log]\nlevel = \"{}\"\n",
+            "[broker]\nlisten = \"127.0.0.1:{broker}\"\nmax_connections = {}\n[store]\n{store}\n[api]\nlisten = \"127.0.0.1:{api}\"\n[log]\nlevel = \"{}\"\n",
             devices + 100,
-            dir.path().join("fleet.db").display(),
             std::env::var("SIMPUL_BENCH_FLEET_LOG").unwrap_or_else(|_| "warn".to_owned()),
         ),
     )?;
@@ -242,7 +252,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         Load::Closed => "closed loop (next batch when the last is acked)".to_owned(),
     };
-    println!("ingest: {devices} devices ({ready} connected in {connect_s:.1} s), {mode}");
+    let store_name = if postgres.is_some() { "PostgreSQL" } else { "SQLite" };
+    println!("ingest: {devices} devices ({ready} connected in {connect_s:.1} s), {mode}, store {store_name}");
     println!(
         "ingest: {in_window} readings acked within the {seconds} s = {:.0} readings/s (goal >= 100,000); {} more acked in the 10 s after; {unacked} batches never acked",
         in_window as f64 / seconds as f64,
@@ -260,5 +271,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hwm as f64 / 1024.0,
         peak_rss as f64 / 1024.0
     );
+    if let Some(pg) = &postgres {
+        // The blocking client runs its own runtime: not on this one's threads.
+        let url = pg.url();
+        let (rows, bytes) = tokio::task::spawn_blocking(move || -> Result<(i64, i64), postgres::Error> {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+            let row = client.query_one(
+                "SELECT count(*), pg_total_relation_size('readings') + pg_total_relation_size('series_minutes')
+                 FROM readings",
+                &[],
+            )?;
+            Ok((row.get(0), row.get(1)))
+        })
+        .await??;
+        println!(
+            "postgres: {rows} readings stored, {:.1} bytes each (readings with its indexes, plus the per-minute aggregates)",
+            bytes as f64 / rows.max(1) as f64
+        );
+    }
     Ok(())
 }

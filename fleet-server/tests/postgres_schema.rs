@@ -56,3 +56,34 @@ fn one_of_two_fleet_processes_leads_and_the_other_takes_over_when_its_connection
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `postgres::Client` closes by blocking on a runtime of its own; at shutdown the last
+/// handle of a store often goes on an async worker, where that would panic (and abort).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_dropped_on_an_async_worker_closes_without_panicking() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap().unwrap();
+    let url = pg.url();
+    let conn = tokio::task::spawn_blocking(move || postgres::connect(&url)).await.unwrap().unwrap();
+    drop(conn);
+    // The server sees the session end (it was closed, not leaked).
+    let url = pg.url();
+    let sessions = tokio::task::spawn_blocking(move || {
+        let check = postgres::Conn::connect(&url).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let n: i64 = check
+                .get()
+                .unwrap()
+                .query_one("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'", &[])
+                .unwrap()
+                .get(0);
+            if n == 1 || std::time::Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(sessions, 1, "only the checking session is left");
+}

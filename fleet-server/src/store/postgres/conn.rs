@@ -42,6 +42,23 @@ impl Conn {
     }
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let client = self.client.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        // `postgres::Client` closes its connection by blocking on a runtime of its own,
+        // which panics on an async worker thread, where the last `Arc` of a store often
+        // goes at shutdown. There, close it on a thread of its own.
+        if let Some(client) = client
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let closing = std::thread::Builder::new().name("pg-close".to_owned()).spawn(move || drop(client));
+            if let Err(e) = closing {
+                tracing::warn!(error = %e, "cannot close a PostgreSQL connection cleanly; the server will see it drop");
+            }
+        }
+    }
+}
+
 /// A connection in use: derefs to the client.
 pub struct ConnGuard<'a>(MutexGuard<'a, Option<Client>>);
 
