@@ -117,8 +117,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&fleet_dir)?;
     let cameras = "[cameras]\nrtsp_listen = \"127.0.0.1:0\"\nlinger = \"2s\"\n";
     let (fleet, enrolment, broker) = Fleet::start_embedded_fresh(&fleet_dir, cameras).await?;
+    // A heartbeat a second: the camera's state reaches the fleet in a heartbeat, and with
+    // the default minute the first one may go out before the probe has an answer, leaving
+    // the wait below racing the next one.
     let extra = format!(
-        "[log]\nlevel = \"warn\"\n[camera_relay]\nprobe_interval = \"1h\"\nreconnect_max = \"1s\"\n\
+        "[log]\nlevel = \"warn\"\n[health]\nheartbeat_interval = \"1s\"\n[camera_relay]\nprobe_interval = \"1h\"\nreconnect_max = \"1s\"\n\
          [cameras.gate]\nurl = \"{}\"\nusername = \"cam\"\npassword = \"{CAMERA_PASSWORD}\"\n",
         camera.url()
     );
