@@ -37,10 +37,12 @@ impl Fleet {
         let db = dir.join("fleet.db");
         let config = dir.join("fleet.toml");
         let log = std::env::var("SIMPUL_BENCH_FLEET_LOG").unwrap_or_else(|_| "warn".to_owned());
+        // Extra `[broker]` lines, to try its limits (`max_handshakes = 2000`, say).
+        let broker_extra = std::env::var("SIMPUL_BENCH_BROKER").unwrap_or_default().replace(';', "\n");
         std::fs::write(
             &config,
             format!(
-                "[broker]\nlisten = \"127.0.0.1:{plain}\"\ntls_listen = \"127.0.0.1:{tls_port}\"\nmax_connections = {}\n\
+                "[broker]\nlisten = \"127.0.0.1:{plain}\"\ntls_listen = \"127.0.0.1:{tls_port}\"\nmax_connections = {}\n{broker_extra}\n\
                  [store]\npath = \"{}\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[trust]\ndir = \"{}\"\n[log]\nlevel = \"{log}\"\n",
                 devices + 500,
                 db.display(),
@@ -57,6 +59,7 @@ impl Fleet {
             .arg("--config")
             .arg(&self.config)
             .arg("run")
+            .envs(extra_env())
             .stdin(Stdio::null())
             .spawn()?;
         while std::net::TcpStream::connect(("127.0.0.1", self.tls_port)).is_err() {
@@ -125,4 +128,11 @@ impl Drop for Fleet {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `SIMPUL_BENCH_FLEET_ENV="K=V K2=V2"`: variables for the fleet process only, not for the
+/// simulated boxes in this one (a heap profiler's `LD_PRELOAD`, say).
+fn extra_env() -> Vec<(String, String)> {
+    let spec = std::env::var("SIMPUL_BENCH_FLEET_ENV").unwrap_or_default();
+    spec.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }

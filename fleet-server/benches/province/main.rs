@@ -26,6 +26,9 @@
 //! - `SIMPUL_BENCH_DEVICES`, `SIMPUL_BENCH_MINUTE_S`, `SIMPUL_BENCH_STEADY_S`,
 //!   `SIMPUL_BENCH_BURST_S`, `SIMPUL_BENCH_BURST_INTERVAL_MS`; `SIMPUL_BENCH_RESTART=term`
 //!   for a graceful restart; `SIMPUL_BENCH_FLEET_LOG` for the fleet's log filter.
+//! - `SIMPUL_BENCH_BROKER="max_handshakes = 2000; ..."`: more `[broker]` settings for the fleet.
+//! - `SIMPUL_BENCH_FLEET_ENV="K=V ..."`: environment for the fleet process alone (a heap
+//!   profiler, docs/design/scale-out.md §1a).
 //!
 //! Goal on a 2-core machine: all 10,000 held, >= 100,000 readings/s in bursts, p99 <= 1 s,
 //! <= 300 MB, the storm settled within 60 s with nothing lost.
