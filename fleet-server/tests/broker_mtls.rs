@@ -37,6 +37,10 @@ struct World {
 
 impl World {
     async fn start() -> World {
+        World::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut FleetConfig)) -> World {
         let dir = tempfile::tempdir().unwrap();
         let mut c = FleetConfig::default();
         c.mqtt.broker = None;
@@ -46,6 +50,7 @@ impl World {
         c.store.path = dir.path().join("fleet.db");
         c.store.commit_interval = Duration::from_millis(20);
         c.api.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        tweak(&mut c);
         let trust_dir = c.trust.dir.clone();
         let fleet = Fleet::start(c).await;
         let running = fleet.running.as_ref().unwrap();
@@ -310,5 +315,47 @@ async fn a_revoked_device_is_cut_off_at_once_and_cannot_connect_again() {
     assert!(events[0].detail.contains("revoked"), "{events:?}");
     let listed = w.fleet.get_json("/api/v1/security-events?identity=kel-r").await;
     assert_eq!(listed["events"][0]["kind"], "connect_refused", "{listed}");
+    w.fleet.stop().await;
+}
+
+#[tokio::test]
+async fn tls_handshakes_beyond_max_handshakes_wait_in_the_accept_queue_and_then_connect() {
+    let w = World::start_with(|c| c.broker.max_handshakes = 1).await;
+    let a = w.device_cert("kel-a");
+    // A client that opens TCP and says nothing holds the only place among the handshakes.
+    let silent = tokio::net::TcpStream::connect(w.tls).await.unwrap();
+    let device = tokio::spawn(connect(options("kel-a", w.tls, Some(tls_config(w.ca.cert_pem(), Some(&a))))));
+    // The device is not let in while that place is taken. (A bounded wait: what is checked
+    // is that nothing happens.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!device.is_finished(), "a second handshake ran beside the first");
+    drop(silent);
+    let (_client, _eventloop, up) = device.await.unwrap();
+    assert_eq!(up, Connected::Yes, "once the place is free the device connects");
+    w.fleet.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_far_larger_than_a_connections_first_buffers_arrives_whole() {
+    let w = World::start().await;
+    let a = w.device_cert("kel-a");
+    let mut o = options("kel-a", w.tls, Some(tls_config(w.ca.cert_pem(), Some(&a))));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop, up) = connect(o).await;
+    assert_eq!(up, Connected::Yes);
+    // Values that do not compress, so the encoded batch stays large.
+    let mut big = batch(1..=5_000);
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for r in &mut big.readings {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.value = (x >> 11) as f64;
+    }
+    let payload = big.encode();
+    assert!(payload.len() > 16 * 1024, "larger than the 8 KiB buffers the codec used to start with");
+    client.publish(topic("kel-a", Channel::Readings), QoS::AtLeastOnce, false, payload).await.unwrap();
+    poll_until(&mut eventloop, |p| matches!(p, Packet::PubAck(_))).await.expect("the batch is taken");
+    w.fleet.until("/api/v1/devices/kel-a", |d| d["watermark"].as_u64() == Some(5_000)).await;
     w.fleet.stop().await;
 }

@@ -60,8 +60,11 @@ pub struct BrokerConfig {
     /// client retries later. Default 12,000: a province (10,000 devices) plus headroom for the
     /// fleet's own clients and reconnect overlap.
     pub max_connections: usize,
-    /// Most CONNECT handshakes worked on at once; more wait in a queue (at most
-    /// `max_connections` long). This is what spreads a reconnect storm. Default 500.
+    /// Most handshakes worked on at once, per listener: on the devices' listener a socket is
+    /// accepted only while fewer than this are still in their TLS handshake (the rest wait
+    /// in the kernel's accept queue), and the CONNECT step after it has the same limit. This
+    /// is what spreads a reconnect storm: without it every box's TLS handshake shares the
+    /// CPU at once and most outlive the boxes' connect timeout. Default 500.
     pub max_handshakes: usize,
     /// A connection that has not completed its CONNECT in this time is closed. Default 15s.
     #[serde(with = "humantime_serde")]
