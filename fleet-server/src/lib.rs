@@ -28,6 +28,7 @@ pub mod dashboard;
 pub mod exit;
 pub mod health;
 pub mod ingest;
+pub mod memory;
 pub mod metrics;
 pub mod proposal;
 pub mod releases;

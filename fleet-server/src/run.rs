@@ -208,6 +208,7 @@ async fn start_with_stores(
         leader: leadership,
     };
     tracker.spawn(engine.run(shutdown.clone()));
+    tracker.spawn(crate::memory::trim_while_running(shutdown.clone()));
     let max_limit = config.api.max_limit;
     let zone = config.dashboard.timezone;
     let trust_store = trust.trust_store();
