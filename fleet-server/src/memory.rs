@@ -34,22 +34,33 @@ pub async fn trim_while_running(shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
         let trimmed = tokio::task::spawn_blocking(trim_if_worthwhile).await;
-        if let Ok(Some((before, after))) = trimmed {
-            tracing::debug!(before_mb = before >> 20, after_mb = after >> 20, "freed heap given back to the system");
+        if let Ok(Some(t)) = trimmed {
+            tracing::debug!(
+                before_mb = t.before >> 20,
+                after_mb = t.after >> 20,
+                took_ms = t.took.as_millis() as u64,
+                "freed heap given back to the system"
+            );
         }
     }
 }
 
-/// Resident bytes before and after, if a trim was done.
-fn trim_if_worthwhile() -> Option<(u64, u64)> {
+/// A trim done: resident bytes before and after, and how long it held the allocator.
+struct Trimmed {
+    before: u64,
+    after: u64,
+    took: Duration,
+}
+
+fn trim_if_worthwhile() -> Option<Trimmed> {
     let before = resident()?;
     if before.saturating_sub(glibc::heap_in_use()) <= SLACK {
         return None;
     }
     let started = std::time::Instant::now();
     glibc::trim();
-    tracing::trace!(took_ms = started.elapsed().as_millis() as u64, "malloc_trim");
-    Some((before, resident().unwrap_or(before)))
+    let took = started.elapsed();
+    Some(Trimmed { before, after: resident().unwrap_or(before), took })
 }
 
 /// This process's resident set, bytes (`VmRSS` in `/proc/self/status`).
@@ -104,7 +115,7 @@ mod tests {
         let mut blocks: Vec<Vec<u8>> = (0..40_000).map(|i| vec![i as u8; 8 << 10]).collect();
         let kept: Vec<Vec<u8>> = blocks.iter_mut().step_by(2).map(std::mem::take).collect();
         drop(blocks);
-        let (before, after) = trim_if_worthwhile().expect("160 MB freed is worth a trim");
+        let Trimmed { before, after, .. } = trim_if_worthwhile().expect("160 MB freed is worth a trim");
         assert!(after + (50 << 20) < before, "resident {before} -> {after}");
         assert_eq!(kept.len(), 20_000);
     }
