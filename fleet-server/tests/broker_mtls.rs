@@ -336,6 +336,34 @@ async fn tls_handshakes_beyond_max_handshakes_wait_in_the_accept_queue_and_then_
 }
 
 #[tokio::test]
+async fn a_client_that_gave_up_in_the_accept_queue_is_dropped_without_a_handshake() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::start_with(|c| c.broker.max_handshakes = 1).await;
+    let a = w.device_cert("kel-a");
+    let silent = tokio::net::TcpStream::connect(w.tls).await.unwrap();
+    // A box sends its ClientHello, waits behind `silent`, times out and closes its side.
+    let mut hello = Vec::new();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    rustls::ClientConnection::new(tls_config(w.ca.cert_pem(), Some(&a)), name).unwrap().write_tls(&mut hello).unwrap();
+    let mut gave_up = tokio::net::TcpStream::connect(w.tls).await.unwrap();
+    gave_up.write_all(&hello).await.unwrap();
+    gave_up.shutdown().await.unwrap();
+    drop(silent);
+    // Its socket is accepted and closed unanswered: no key exchange is spent on it.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, gave_up.read_to_end(&mut answer)).await.expect("the socket is closed");
+    assert!(answer.is_empty(), "the broker answered a client that had gone: {} bytes", answer.len());
+    assert!(
+        matches!(&read, Ok(0)) || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{read:?}"
+    );
+    // And the listener goes on to the next one.
+    let (_client, _eventloop, up) = connect(options("kel-a", w.tls, Some(tls_config(w.ca.cert_pem(), Some(&a))))).await;
+    assert_eq!(up, Connected::Yes);
+    w.fleet.stop().await;
+}
+
+#[tokio::test]
 async fn a_batch_far_larger_than_a_connections_first_buffers_arrives_whole() {
     let w = World::start().await;
     let a = w.device_cert("kel-a");

@@ -728,7 +728,15 @@ impl Listener {
     async fn accept_tcp(&self, tcp_listener: &TcpListener) -> Result<Acceptor<TcpStream>> {
         // simpul patch: accept only while fewer than `max_handshaking_limit` handshakes run.
         let handshake = self.handshakes.clone().acquire_owned().await.ok();
-        let (mut socket, mut remote_addr) = tcp_listener.accept().await?;
+        // simpul patch: skip sockets whose client gave up while they waited in the accept
+        // queue: their handshake would only spend CPU the waiting ones need.
+        let (mut socket, mut remote_addr) = loop {
+            let (socket, remote_addr) = tcp_listener.accept().await?;
+            if !peer_gave_up(&socket) {
+                break (socket, remote_addr);
+            }
+            log::debug!("{remote_addr} closed before it was accepted, skipped");
+        };
         if let Err(e) = socket.set_nodelay(self.cfg.nodelay) {
             return Err(Error::from(e));
         }
@@ -823,6 +831,23 @@ impl Listener {
             Err(anyhow!("No active listener"))
         }
     }
+}
+
+/// simpul patch: whether the peer of a just-accepted socket has already closed its side
+/// (`POLLRDHUP`): a client that timed out in the accept queue. Clients do not half-close
+/// during a handshake, so this never drops one still waiting for its answer.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_gave_up(socket: &TcpStream) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(socket, PollFlags::RDHUP)];
+    let now = Timespec { tv_sec: 0, tv_nsec: 0 };
+    matches!(poll(&mut fds, Some(&now)), Ok(1))
+        && fds[0].revents().intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn peer_gave_up(_socket: &TcpStream) -> bool {
+    false
 }
 
 /// Connection handler for processing client streams
