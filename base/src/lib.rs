@@ -6,6 +6,7 @@
 //! - [`journal`]: logs to journald under systemd, as records with priorities and fields.
 //! - [`problem`]: a config mistake named by file, line and key, and the error that lists them.
 //! - [`systemd`]: `READY`, `STOPPING` and watchdog pings for `Type=notify` units.
+//! - [`tls`]: TLS clients that trust only the CA they are given.
 
 pub mod cli;
 pub mod exit;
@@ -13,5 +14,6 @@ pub mod fs;
 pub mod journal;
 pub mod problem;
 pub mod systemd;
+pub mod tls;
 
 pub use problem::{ConfigError, Problem};

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use simpul_fleet::protocol::DeviceId;
-use simpul_fleet::store::postgres::PgStore;
+use simpul_fleet::store::postgres::{PgStore, PgTarget};
 use simpul_fleet::store::{Inbound, Store};
 use simpul_tests::Postgres;
 
@@ -34,7 +34,7 @@ fn chunk(k: u64, order: impl Iterator<Item = usize>) -> Vec<Inbound> {
 #[test]
 fn two_fleet_processes_committing_the_same_devices_store_each_reading_once_in_cursor_order() {
     let pg = Postgres::start().unwrap();
-    let url = pg.url();
+    let url = PgTarget::plain(&pg.url()).unwrap();
     let a = Arc::new(PgStore::open(&url).unwrap());
     let b = Arc::new(PgStore::open(&url).unwrap());
     let chunks = SEQS / CHUNK;

@@ -10,7 +10,7 @@ use simpul_tests::Postgres;
 #[test]
 fn fleet_processes_starting_together_create_the_schema_once() {
     let pg = Postgres::start().unwrap();
-    let url = pg.url();
+    let url = postgres::PgTarget::plain(&pg.url()).unwrap();
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
@@ -31,9 +31,9 @@ fn fleet_processes_starting_together_create_the_schema_once() {
 #[test]
 fn a_database_from_a_newer_build_is_refused_not_changed() {
     let pg = Postgres::start().unwrap();
-    let conn = postgres::connect(&pg.url()).unwrap();
+    let conn = postgres::connect(&postgres::PgTarget::plain(&pg.url()).unwrap()).unwrap();
     conn.get().unwrap().execute("UPDATE schema_version SET version = 999", &[]).unwrap();
-    let err = postgres::connect(&pg.url()).unwrap_err();
+    let err = postgres::connect(&postgres::PgTarget::plain(&pg.url()).unwrap()).unwrap_err();
     assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }), "{err}");
 }
 
@@ -41,8 +41,8 @@ fn a_database_from_a_newer_build_is_refused_not_changed() {
 fn one_of_two_fleet_processes_leads_and_the_other_takes_over_when_its_connection_dies() {
     use simpul_fleet::store::leader::Leadership;
     let pg = Postgres::start().unwrap();
-    let a = postgres::PgLeader::open(&pg.url()).unwrap();
-    let b = postgres::PgLeader::open(&pg.url()).unwrap();
+    let a = postgres::PgLeader::open(&postgres::PgTarget::plain(&pg.url()).unwrap()).unwrap();
+    let b = postgres::PgLeader::open(&postgres::PgTarget::plain(&pg.url()).unwrap()).unwrap();
     assert!(a.try_lead().unwrap());
     assert!(!b.try_lead().unwrap());
     // Asking again while leading keeps the lead and takes nothing more.
@@ -62,11 +62,11 @@ fn one_of_two_fleet_processes_leads_and_the_other_takes_over_when_its_connection
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_dropped_on_an_async_worker_closes_without_panicking() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap().unwrap();
-    let url = pg.url();
+    let url = postgres::PgTarget::plain(&pg.url()).unwrap();
     let conn = tokio::task::spawn_blocking(move || postgres::connect(&url)).await.unwrap().unwrap();
     drop(conn);
     // The server sees the session end (it was closed, not leaked).
-    let url = pg.url();
+    let url = postgres::PgTarget::plain(&pg.url()).unwrap();
     let sessions = tokio::task::spawn_blocking(move || {
         let check = postgres::Conn::connect(&url).unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -8,7 +8,7 @@ mod common;
 use common::{BOOT, unsynced};
 use simpul_fleet::protocol::control::{Event, Heartbeat, SensorHealth, SensorState};
 use simpul_fleet::protocol::{DeviceId, ReadingBatch};
-use simpul_fleet::store::postgres::PgStore;
+use simpul_fleet::store::postgres::{PgStore, PgTarget};
 use simpul_fleet::store::{ConfigChange, Inbound, Store};
 use simpul_tests::Postgres;
 
@@ -20,7 +20,7 @@ fn dev(name: &str) -> DeviceId {
 
 fn open() -> (Postgres, PgStore) {
     let pg = Postgres::start().unwrap();
-    let store = PgStore::open(&pg.url()).unwrap();
+    let store = PgStore::open(&PgTarget::plain(&pg.url()).unwrap()).unwrap();
     (pg, store)
 }
 
@@ -34,7 +34,9 @@ fn beat(failing: bool) -> Inbound {
 #[test]
 fn heartbeats_are_sampled_listed_and_pruned() {
     let pg = Postgres::start().unwrap();
-    let store = PgStore::open(&pg.url()).unwrap().with_health_history_every(std::time::Duration::from_secs(300));
+    let store = PgStore::open(&PgTarget::plain(&pg.url()).unwrap())
+        .unwrap()
+        .with_health_history_every(std::time::Duration::from_secs(300));
     for minute in 0..30i64 {
         store.commit(&[beat(minute == 12)], minute * 60_000).unwrap();
     }

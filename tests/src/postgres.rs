@@ -1,7 +1,8 @@
 //! A real PostgreSQL server (Debian's `postgresql` package), started and stopped by the test.
 //!
-//! The cluster lives in a private temp dir and listens only on a unix socket in that dir
-//! (`listen_addresses = ''`), so no TCP port is taken and two tests never collide. It runs
+//! The cluster lives in a private temp dir and listens on a unix socket in that dir
+//! (`listen_addresses = ''`), so no TCP port is taken and two tests never collide; only
+//! [`Postgres::start_tls`] adds 127.0.0.1 (TLS is not spoken on unix sockets). It runs
 //! with `fsync = off`: tests kill fleet servers, never the database, so durability of the
 //! database itself is not what they prove. PostgreSQL refuses to run as root; when the test
 //! runs as root (CI does), the dir is given to the `postgres` user and both binaries run as it.
@@ -20,12 +21,24 @@ const PORT: u16 = 5432;
 pub struct Postgres {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The TCP port of a server started with [`Postgres::start_tls`].
+    tcp_port: Option<u16>,
 }
 
 impl Postgres {
     /// Makes a fresh cluster (`initdb`) and starts the server; returns when it accepts
     /// connections. User `simpul`, no password (trust on the private socket).
     pub fn start() -> io::Result<Postgres> {
+        Postgres::start_with(None)
+    }
+
+    /// As [`Postgres::start`], and also on 127.0.0.1 (a free port) for TLS only: `hostssl`
+    /// is the one TCP line of `pg_hba.conf`, with `cert_pem` and `key_pem` the server's.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> io::Result<Postgres> {
+        Postgres::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> io::Result<Postgres> {
         let bin = bin_dir()?;
         // Short: a unix socket path must stay under 107 bytes.
         let dir = tempfile::Builder::new().prefix("pg").tempdir_in("/tmp")?;
@@ -49,27 +62,57 @@ impl Postgres {
             let err = std::fs::read_to_string(dir.path().join("initdb.err")).unwrap_or_default();
             return Err(io::Error::other(format!("initdb failed ({status}): {err}")));
         }
+        let mut listen = "listen_addresses=".to_owned();
+        let mut tcp_port = None;
+        let mut ssl = Vec::new();
+        if let Some((cert, key)) = tls {
+            // PostgreSQL cannot take port 0: ask the kernel for a free one and hand it over.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            listen = "listen_addresses=127.0.0.1".to_owned();
+            tcp_port = Some(port);
+            for (name, text) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, text)?;
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+                }
+            }
+            std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")?;
+            ssl = vec!["-c".to_owned(), "ssl=on".to_owned()];
+        }
         let mut server = Command::new(bin.join("postgres"));
         server
             .arg("-D")
             .arg(&data)
             .arg("-k")
             .arg(dir.path())
-            .args(["-p", &PORT.to_string()])
-            .args(["-c", "listen_addresses=", "-c", "fsync=off", "-c", "max_connections=200"])
+            .args(["-p", &tcp_port.unwrap_or(PORT).to_string()])
+            .args(["-c", &listen, "-c", "fsync=off", "-c", "max_connections=200"])
+            .args(&ssl)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("postgres.log"))?);
         as_owner(&mut server, owner);
         let child = server.spawn()?;
-        let mut pg = Postgres { dir, child: Some(child) };
+        let mut pg = Postgres { dir, child: Some(child), tcp_port };
         pg.wait_ready(&bin, Duration::from_secs(30))?;
         Ok(pg)
     }
 
     /// The connection string (libpq key=value form) for the `postgres` database.
     pub fn url(&self) -> String {
-        format!("host={} port={PORT} user=simpul dbname=postgres", self.dir.path().display())
+        format!("host={} port={} user=simpul dbname=postgres", self.dir.path().display(), self.port())
+    }
+
+    /// The connection string over TCP to 127.0.0.1, for a server started with
+    /// [`Postgres::start_tls`].
+    pub fn tcp_url(&self) -> Option<String> {
+        self.tcp_port.map(|port| format!("host=127.0.0.1 port={port} user=simpul dbname=postgres"))
+    }
+
+    fn port(&self) -> u16 {
+        self.tcp_port.unwrap_or(PORT)
     }
 
     /// The server's own log, for a failing test's message.
@@ -88,7 +131,7 @@ impl Postgres {
             let ready = Command::new(bin.join("pg_isready"))
                 .arg("-h")
                 .arg(self.dir.path())
-                .args(["-p", &PORT.to_string(), "-U", "simpul", "-q"])
+                .args(["-p", &self.port().to_string(), "-U", "simpul", "-q"])
                 .stdin(Stdio::null())
                 .status()?;
             if ready.success() {

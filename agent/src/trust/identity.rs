@@ -99,19 +99,12 @@ pub fn https_client(tls: rustls::ClientConfig, timeout: std::time::Duration) -> 
 pub fn client_builder(
     ca_pem: &str,
 ) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>, TrustError> {
-    let tls = |e: &dyn std::fmt::Display| TrustError::Tls(e.to_string());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
-    }
-    if roots.is_empty() {
-        return Err(TrustError::Tls("the fleet CA holds no certificate".to_owned()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls(&e))?
-        .with_root_certificates(roots))
+    simpul_base::tls::client_builder(ca_pem).map_err(|e| match e {
+        simpul_base::tls::TlsSetupError::NoCertificate => {
+            TrustError::Tls("the fleet CA holds no certificate".to_owned())
+        }
+        e => TrustError::Tls(e.to_string()),
+    })
 }
 
 /// Writes `text` to `path` with `mode`, whole or not at all ([`simpul_base::fs::write_atomic`]).

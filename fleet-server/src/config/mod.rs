@@ -180,6 +180,12 @@ pub struct StoreConfig {
     /// form. Default empty.
     #[serde(default)]
     pub url: String,
+    /// The CA certificate(s) (PEM) that issued the PostgreSQL server's certificate. Set:
+    /// every connection is TLS, the server's certificate checked against these and against
+    /// the host in `url` (libpq's `sslmode=verify-full`). Unset (the default): plain, and a
+    /// `url` with `sslmode=require` is refused at start.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// Longest time a received message waits for its commit. Default 50ms.
     #[serde(default = "defaults::commit_interval", with = "humantime_serde")]
     pub commit_interval: Duration,
@@ -202,6 +208,7 @@ impl Default for StoreConfig {
             backend: StoreBackend::default(),
             path: defaults::store_path(),
             url: String::new(),
+            tls_ca_file: None,
             commit_interval: defaults::commit_interval(),
             commit_max_messages: defaults::commit_max_messages(),
             health_retention: defaults::health_retention(),

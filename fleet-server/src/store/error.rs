@@ -19,6 +19,9 @@ pub enum StoreError {
     SchemaTooNew { path: String, found: i64, known: i64 },
     #[error("a stored value is out of range: {0}")]
     Corrupt(String),
+    /// `[store]` names a database the fleet cannot reach as asked (TLS settings).
+    #[error("[store] {0}")]
+    Config(String),
     #[error("the store task panicked or was cancelled: {0}")]
     Task(String),
 }
@@ -35,8 +38,10 @@ impl StoreError {
 
 /// A database's own error, kept as its source, with the backend's verdict on whether a
 /// retry may succeed (SQLite: BUSY and LOCKED; see `sqlite/error.rs`).
+/// Shown with its causes (`postgres: error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer`): the `postgres` client names only the kind of failure.
 #[derive(Debug, thiserror::Error)]
-#[error("{backend}: {source}")]
+#[error("{backend}: {}", with_causes(source.as_ref()))]
 pub struct BackendError {
     backend: &'static str,
     retryable: bool,
@@ -63,4 +68,18 @@ impl BackendError {
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
+}
+
+/// `e` and every error beneath it, joined by `: `.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.ends_with(&c_text) {
+            text = format!("{text}: {c_text}");
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -40,7 +40,7 @@ impl Leadership for SoleProcess {
 pub fn open_leadership(config: &StoreConfig) -> Result<Arc<dyn Leadership>, StoreError> {
     Ok(match config.backend {
         StoreBackend::Sqlite => Arc::new(SoleProcess),
-        StoreBackend::Postgres => Arc::new(super::postgres::PgLeader::open(&config.url)?),
+        StoreBackend::Postgres => Arc::new(super::postgres::PgLeader::open(&super::open::pg_target(config)?)?),
     })
 }
 

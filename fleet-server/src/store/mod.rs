@@ -40,7 +40,7 @@ pub use config::{
 };
 pub use error::{BackendError, StoreError};
 pub use health::{Acceptance, DeviceEvent, DeviceOverview, HealthPoint, HealthSummary, event_kind};
-pub use open::{SideStores, Stores, open_side_stores, open_stores};
+pub use open::{SideStores, Stores, open_side_stores, open_stores, pg_target};
 pub use sqlite::SqliteStore;
 
 /// One inbound MQTT message, decoded, ready to be committed.

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::postgres::{PgAuthStore, PgReleaseStore, PgRolloutStore, PgStore, PgTrustStore};
+use super::postgres::{PgAuthStore, PgReleaseStore, PgRolloutStore, PgStore, PgTarget, PgTrustStore};
 use super::sqlite::{SqliteAuthStore, SqliteReleaseStore, SqliteRolloutStore, SqliteTrustStore};
 use super::{SqliteStore, Store, StoreError};
 use crate::auth::AuthStore;
@@ -55,7 +55,7 @@ pub fn open_stores(config: &StoreConfig) -> Result<Stores, StoreError> {
     let every = config.health_history_every;
     let store: Arc<dyn Store> = match config.backend {
         StoreBackend::Sqlite => Arc::new(SqliteStore::open(&config.path)?.with_health_history_every(every)),
-        StoreBackend::Postgres => Arc::new(PgStore::open(&config.url)?.with_health_history_every(every)),
+        StoreBackend::Postgres => Arc::new(PgStore::open(&pg_target(config)?)?.with_health_history_every(every)),
     };
     Ok(open_side_stores(config)?.with_store(store))
 }
@@ -73,13 +73,18 @@ pub fn open_side_stores(config: &StoreConfig) -> Result<SideStores, StoreError> 
             }
         }
         StoreBackend::Postgres => {
-            let url = &config.url;
+            let target = pg_target(config)?;
             SideStores {
-                auth: Arc::new(PgAuthStore::open(url)?),
-                releases: Arc::new(PgReleaseStore::open(url)?),
-                rollouts: Arc::new(PgRolloutStore::open(url)?),
-                trust: Arc::new(PgTrustStore::open(url)?),
+                auth: Arc::new(PgAuthStore::open(&target)?),
+                releases: Arc::new(PgReleaseStore::open(&target)?),
+                rollouts: Arc::new(PgRolloutStore::open(&target)?),
+                trust: Arc::new(PgTrustStore::open(&target)?),
             }
         }
     })
+}
+
+/// The PostgreSQL database `[store] url` and `[store] tls_ca_file` name.
+pub fn pg_target(config: &StoreConfig) -> Result<PgTarget, StoreError> {
+    PgTarget::new(&config.url, config.tls_ca_file.as_deref())
 }

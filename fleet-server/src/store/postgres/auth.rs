@@ -3,7 +3,7 @@
 
 use postgres::Row;
 
-use super::{Conn, control_tx};
+use super::{Conn, PgTarget, control_tx};
 use crate::auth::{AuthStore, Role, TokenInfo, TokenRow, User};
 use crate::store::StoreError;
 
@@ -14,9 +14,9 @@ pub struct PgAuthStore {
 }
 
 impl PgAuthStore {
-    /// Connects to `url` (creating the schema if needed).
-    pub fn open(url: &str) -> Result<PgAuthStore, StoreError> {
-        Ok(PgAuthStore { conn: super::connect(url)? })
+    /// Connects to `target` (creating the schema if needed).
+    pub fn open(target: &PgTarget) -> Result<PgAuthStore, StoreError> {
+        Ok(PgAuthStore { conn: super::connect(target)? })
     }
 }
 

@@ -4,29 +4,29 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 
+use super::PgTarget;
 use crate::store::StoreError;
 
 /// A connection, opened again on the next use after the server or the network dropped it.
 /// The lock makes each use exclusive, as a transaction needs.
 pub struct Conn {
-    url: String,
+    target: PgTarget,
     client: Mutex<Option<Client>>,
 }
 
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The connection string may hold a password.
-        f.debug_struct("Conn").finish_non_exhaustive()
+        f.debug_struct("Conn").field("target", &self.target).finish_non_exhaustive()
     }
 }
 
 impl Conn {
-    /// Connects to `url` now, so a wrong address fails at start, not at first use.
-    pub fn connect(url: &str) -> Result<Conn, StoreError> {
-        let client = Client::connect(url, NoTls)?;
-        Ok(Conn { url: url.to_owned(), client: Mutex::new(Some(client)) })
+    /// Connects to `target` now, so a wrong address fails at start, not at first use.
+    pub fn connect(target: &PgTarget) -> Result<Conn, StoreError> {
+        let client = target.connect()?;
+        Ok(Conn { target: target.clone(), client: Mutex::new(Some(client)) })
     }
 
     /// The connection, reconnected first if it was lost.
@@ -36,7 +36,7 @@ impl Conn {
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = None;
-            *guard = Some(Client::connect(&self.url, NoTls)?);
+            *guard = Some(self.target.connect()?);
         }
         Ok(ConnGuard(guard))
     }

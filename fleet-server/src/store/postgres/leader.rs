@@ -2,7 +2,7 @@
 //! its own. The lock lives as long as the session: a process that dies, or loses its
 //! connection, lets go, and the next `try_lead` of another process takes it.
 
-use super::{Conn, LOCK_LEADER};
+use super::{Conn, LOCK_LEADER, PgTarget};
 use crate::store::StoreError;
 use crate::store::leader::Leadership;
 
@@ -14,8 +14,8 @@ pub struct PgLeader {
 
 impl PgLeader {
     /// Connects (the lock is taken at the first `try_lead`).
-    pub fn open(url: &str) -> Result<PgLeader, StoreError> {
-        Ok(PgLeader { conn: Conn::connect(url)? })
+    pub fn open(target: &PgTarget) -> Result<PgLeader, StoreError> {
+        Ok(PgLeader { conn: Conn::connect(target)? })
     }
 }
 

@@ -30,6 +30,7 @@ mod rollouts;
 mod schema;
 mod series;
 mod store;
+mod target;
 mod trust;
 
 pub use auth::PgAuthStore;
@@ -38,6 +39,7 @@ pub use leader::PgLeader;
 pub use releases::PgReleaseStore;
 pub use rollouts::PgRolloutStore;
 pub use store::PgStore;
+pub use target::PgTarget;
 pub use trust::PgTrustStore;
 
 /// Advisory lock keys (one 64-bit space per database; "simpul" in ASCII, then a number).
@@ -47,9 +49,9 @@ pub const LOCK_CONTROL: i64 = 0x73_69_6d_70_75_6c_00_02;
 /// Held by the leader: the one process that delivers to the webhook and steps rollouts.
 pub const LOCK_LEADER: i64 = 0x73_69_6d_70_75_6c_00_03;
 
-/// Connects to `url` and creates or checks the schema.
-pub fn connect(url: &str) -> Result<Conn, crate::store::StoreError> {
-    let conn = Conn::connect(url)?;
+/// Connects to `target` and creates or checks the schema.
+pub fn connect(target: &PgTarget) -> Result<Conn, crate::store::StoreError> {
+    let conn = Conn::connect(target)?;
     let mut client = conn.get()?;
     schema::upgrade(&mut client)?;
     drop(client);

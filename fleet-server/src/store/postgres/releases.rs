@@ -4,7 +4,7 @@ use postgres::Transaction;
 use simpul_protocol::DeviceId;
 use simpul_protocol::release::{Manifest, SignedManifest};
 
-use super::{Conn, control_tx};
+use super::{Conn, PgTarget, control_tx};
 use crate::releases::{DeviceRelease, ReleaseInfo, ReleaseStore};
 use crate::store::StoreError;
 
@@ -15,9 +15,9 @@ pub struct PgReleaseStore {
 }
 
 impl PgReleaseStore {
-    /// Connects to `url` (creating the schema if needed).
-    pub fn open(url: &str) -> Result<PgReleaseStore, StoreError> {
-        Ok(PgReleaseStore { conn: super::connect(url)? })
+    /// Connects to `target` (creating the schema if needed).
+    pub fn open(target: &PgTarget) -> Result<PgReleaseStore, StoreError> {
+        Ok(PgReleaseStore { conn: super::connect(target)? })
     }
 }
 

@@ -10,7 +10,7 @@ use postgres::Transaction;
 use simpul_protocol::DeviceId;
 
 use super::releases::upsert_device_release;
-use super::{Conn, control_tx};
+use super::{Conn, PgTarget, control_tx};
 use crate::rollouts::txn::{self, DeviceRow, HealthRow, RolloutRow, RolloutTx};
 use crate::rollouts::{
     Changed, Control, ControlRefused, Rollout, RolloutDevice, RolloutSpec, RolloutStore, StartRefused, WaveProgress,
@@ -24,9 +24,9 @@ pub struct PgRolloutStore {
 }
 
 impl PgRolloutStore {
-    /// Connects to `url` (creating the schema if needed).
-    pub fn open(url: &str) -> Result<PgRolloutStore, StoreError> {
-        Ok(PgRolloutStore { conn: super::connect(url)? })
+    /// Connects to `target` (creating the schema if needed).
+    pub fn open(target: &PgTarget) -> Result<PgRolloutStore, StoreError> {
+        Ok(PgRolloutStore { conn: super::connect(target)? })
     }
 }
 

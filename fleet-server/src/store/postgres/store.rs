@@ -4,7 +4,7 @@
 
 use simpul_protocol::DeviceId;
 
-use super::{Conn, to_i64, to_u64};
+use super::{Conn, PgTarget, to_i64, to_u64};
 use crate::store::config::{
     AcceptedProposal, ConfigChange, ConfigGroup, ConfigRefused, ConfigVersion, DeviceConfig, ProposalRefused,
 };
@@ -24,11 +24,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to the database at `url` (creating or checking the schema) with a writer
+    /// Connects to the database at `target` (creating or checking the schema) with a writer
     /// and a reader connection.
-    pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        let writer = super::connect(url)?;
-        let reader = Conn::connect(url)?;
+    pub fn open(target: &PgTarget) -> Result<PgStore, StoreError> {
+        let writer = super::connect(target)?;
+        let reader = Conn::connect(target)?;
         Ok(PgStore { writer, reader, history_every_ms: 0 })
     }
 

@@ -5,7 +5,7 @@
 use postgres::{Row, Transaction};
 use simpul_protocol::DeviceId;
 
-use super::{Conn, control_tx};
+use super::{Conn, PgTarget, control_tx};
 use crate::broker::SecurityEvent;
 use crate::store::StoreError;
 use crate::trust::Issued;
@@ -21,9 +21,9 @@ pub struct PgTrustStore {
 }
 
 impl PgTrustStore {
-    /// Connects to `url` (creating the schema if needed).
-    pub fn open(url: &str) -> Result<PgTrustStore, StoreError> {
-        Ok(PgTrustStore { conn: super::connect(url)? })
+    /// Connects to `target` (creating the schema if needed).
+    pub fn open(target: &PgTarget) -> Result<PgTrustStore, StoreError> {
+        Ok(PgTrustStore { conn: super::connect(target)? })
     }
 }
 
