@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
 use simpul_protocol::control::{DesiredConfig, UpdateOrder};
 use simpul_protocol::{Channel, ControlMessage, DeviceId, Topic};
 use tokio::sync::Notify;
@@ -31,12 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::FleetConfig;
-use crate::ingest::{IngestError, parse_broker};
+use crate::ingest::IngestError;
 use crate::releases::{DeviceRelease, ReleaseStore};
 use crate::store::{self, ConfigVersion, Store, StoreError};
-
-/// The largest desired-config packet sent (an agent config is a few KiB).
-const MAX_PACKET: usize = 1 << 20;
 
 /// What waits to be published.
 #[derive(Debug, Default)]
@@ -92,16 +89,12 @@ pub fn spawn(
     config: &FleetConfig,
     store: Arc<dyn Store>,
     releases: Arc<dyn ReleaseStore>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<ConfigPublisher, IngestError> {
-    let broker = config.mqtt.broker.as_deref().ok_or(IngestError::NoBroker)?;
-    let (host, port) = parse_broker(broker).ok_or_else(|| IngestError::BadBroker(broker.to_owned()))?;
-    let mut opts = MqttOptions::new(format!("{}-config", config.mqtt.client_id), host, port);
-    opts.set_keep_alive(config.mqtt.keep_alive)
-        .set_clean_session(true)
-        .set_credentials(config.mqtt.identity.clone(), "")
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    let mut opts = crate::ingest::mqtt::options(&config.mqtt, format!("{}-config", config.mqtt.client_id), tls)?;
+    opts.set_clean_session(true);
     let (client, eventloop) = AsyncClient::new(opts, 1024);
     let publisher = ConfigPublisher::default();
     let loop_done = CancellationToken::new();

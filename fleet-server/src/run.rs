@@ -177,11 +177,18 @@ async fn start_with_stores(
         tokio::task::spawn_blocking(move || crate::store::leader::open_leadership(&store_config)).await??;
     let delivered = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new(broker.as_ref().map(|(h, _)| h.counts_view()), config.webhook.url.is_some()));
+    let broker_tls = if embedded {
+        None
+    } else {
+        let c = config.clone();
+        tokio::task::spawn_blocking(move || crate::trust::broker_client::client_config(&c)).await??
+    };
     let ingest_ready = ingest::spawn(
         &config,
         Arc::clone(&store),
         Arc::clone(&delivered),
         Arc::clone(&metrics),
+        broker_tls.as_ref(),
         shutdown.clone(),
         &tracker,
     )?;
@@ -197,6 +204,7 @@ async fn start_with_stores(
         &config,
         Arc::clone(&store),
         Arc::clone(&release_store),
+        broker_tls.as_ref(),
         shutdown.clone(),
         &tracker,
     )?;
@@ -340,7 +348,9 @@ async fn start_device_listener(
         ca: Arc::new(server.ca),
         store: trust_store,
         validity: config.trust.device_cert_validity,
-        reserved: config.broker.acl.fleet_identities.clone(),
+        // The embedded broker's fleet identities, and the one the fleet uses at an external
+        // broker: there a certificate's CN is the identity (`[mqtt] tls`).
+        reserved: config.broker.acl.fleet_identities.iter().chain([&config.mqtt.identity]).cloned().collect(),
     };
     let app = crate::trust::routes::router(DeviceApiState { enroller, store, desired, releases, tunnels });
     Ok(crate::trust::listener::spawn(listen, tls, app, shutdown.clone(), tracker).await?)

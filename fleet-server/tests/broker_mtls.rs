@@ -62,7 +62,7 @@ impl World {
 
     /// A key and a certificate for `device` from the fleet CA, as enrolment issues them.
     fn device_cert(&self, device: &str) -> (String, String) {
-        cert_from(&self.ca, device)
+        common::device_cert(&self.ca, device)
     }
 
     /// A key and certificate for `device` enrolled as a box does (token, CSR, recorded).
@@ -102,18 +102,6 @@ impl World {
         };
         tokio::time::timeout(WAIT, wait).await.expect("security events recorded")
     }
-}
-
-fn cert_from(ca: &FleetCa, device: &str) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, device);
-    params.distinguished_name = dn;
-    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-    let id = DeviceId::new(device).unwrap();
-    let issued = ca.sign_device(&csr, &id, Duration::from_secs(3600), SystemTime::now()).unwrap().unwrap();
-    (key.serialize_pem(), issued.pem)
 }
 
 /// A certificate of the fleet CA with no CN at all (the CA never issues one; a stolen CA
@@ -271,7 +259,7 @@ async fn clients_without_a_certificate_of_the_fleet_or_without_a_name_cannot_con
     assert!(matches!(none, Connected::Failed(_)), "no client certificate: {none:?}");
 
     let other = FleetCa::create(SystemTime::now()).unwrap();
-    let foreign = cert_from(&other, "kel-a");
+    let foreign = common::device_cert(&other, "kel-a");
     let (_, _, foreign) = connect(options("kel-a", w.tls, Some(tls_config(&ca_pem, Some(&foreign))))).await;
     assert!(matches!(foreign, Connected::Failed(_)), "a certificate of another CA: {foreign:?}");
 

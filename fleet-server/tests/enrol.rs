@@ -34,6 +34,8 @@ impl World {
         let s = Setup::start(|c| {
             c.trust.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
             c.trust.dir = c.store.path.with_file_name("trust");
+            // Its name at the external broker, where a certificate's CN is the identity.
+            c.mqtt.identity = "fleet-at-broker".to_owned();
             dir = Some(c.trust.dir.clone());
         })
         .await;
@@ -149,7 +151,7 @@ async fn bad_tokens_and_bad_csrs_are_refused_each_with_its_reason_and_nothing_is
         out.extend(&lines[3..]);
         out.join("\n")
     };
-    let cases: [(&str, &str, &str, &str, u16, &str); 9] = [
+    let cases: [(&str, &str, &str, &str, u16, &str); 10] = [
         ("an expired token", &expired, "kel-bad", &good, 401, "expired"),
         ("a token from another fleet", &other_fleet, "kel-bad", &good, 403, "another fleet"),
         ("a token this fleet never made", &unknown, "kel-bad", &good, 401, "never issued"),
@@ -166,6 +168,7 @@ async fn bad_tokens_and_bad_csrs_are_refused_each_with_its_reason_and_nothing_is
         ("a CSR whose signature does not hold", &live, "kel-bad", &tampered, 400, "CSR"),
         ("a CSR for another name", &live, "kel-bad", &mismatched, 400, "common name must be the device id"),
         ("the fleet's own name", &live, "simpul-fleet", &good, 400, "keeps for itself"),
+        ("the fleet's identity at its broker", &live, "fleet-at-broker", &good, 400, "keeps for itself"),
     ];
     for (what, token, device, request, status, says) in cases {
         let (got, body) = w.enrol(token, device, request).await;

@@ -46,6 +46,13 @@ fn check(c: &FleetConfig) -> Vec<(&'static str, String)> {
         }
         Some(_) => {}
     }
+    if c.mqtt.broker.is_none() && (c.mqtt.tls || c.mqtt.tls_ca_file.is_some()) {
+        let key = if c.mqtt.tls { "mqtt.tls" } else { "mqtt.tls_ca_file" };
+        out.push((key, "is for an external broker (mqtt.broker); the embedded one is reached on loopback".to_owned()));
+    }
+    if c.mqtt.tls_ca_file.is_some() && !c.mqtt.tls {
+        out.push(("mqtt.tls_ca_file", "is set but mqtt.tls is false".to_owned()));
+    }
     if c.mqtt.client_id.is_empty() {
         out.push(("mqtt.client_id", "must not be empty: the broker keeps the fleet's session under it".to_owned()));
     }
@@ -126,6 +133,17 @@ mod tests {
         let text: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
         assert!(text.contains(&"fleet.toml:2: webhook.batch_size: must be at least 1".to_owned()), "{text:?}");
         assert!(text.iter().any(|t| t.starts_with("fleet.toml:3: webhook.url: ")), "{text:?}");
+    }
+
+    #[test]
+    fn broker_tls_without_an_external_broker_is_refused_by_name() {
+        let e = load_str("fleet.toml", "[mqtt]\ntls = true\n").expect_err("refused");
+        let text: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert!(text[0].starts_with("fleet.toml:2: mqtt.tls: is for an external broker"), "{text:?}");
+        let e =
+            load_str("fleet.toml", "[mqtt]\nbroker = \"mq:8883\"\ntls_ca_file = \"/ca.pem\"\n").expect_err("refused");
+        assert_eq!(e.problems()[0].to_string(), "fleet.toml:3: mqtt.tls_ca_file: is set but mqtt.tls is false");
     }
 
     #[test]

@@ -140,6 +140,15 @@ pub struct MqttConfig {
     /// MQTT keep-alive. Default 30s.
     #[serde(default = "defaults::keep_alive", with = "humantime_serde")]
     pub keep_alive: Duration,
+    /// TLS to the external broker: its certificate checked against `tls_ca_file`, and the
+    /// fleet's clients present a certificate of the fleet CA with CN = `identity`, made at
+    /// each start (the key never written). Only with `broker` set. Default false.
+    #[serde(default)]
+    pub tls: bool,
+    /// The CA certificate(s), PEM, of the broker's server certificate. Unset (the
+    /// default): the fleet CA, which issues it in docs/ops/mosquitto.md.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for MqttConfig {
@@ -151,6 +160,8 @@ impl Default for MqttConfig {
             clean_session: false,
             shared_group: defaults::shared_group(),
             keep_alive: defaults::keep_alive(),
+            tls: false,
+            tls_ca_file: None,
         }
     }
 }

@@ -13,7 +13,7 @@
 //! broker delivers it again; the (device, seq) key makes the repeat harmless.
 
 mod decode;
-mod mqtt;
+pub(crate) mod mqtt;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,10 +58,11 @@ pub fn spawn(
     store: Arc<dyn Store>,
     delivered: Arc<Notify>,
     metrics: Arc<Metrics>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<CancellationToken, IngestError> {
-    let (client, eventloop) = mqtt::connect(&config.mqtt)?;
+    let (client, eventloop) = mqtt::connect(&config.mqtt, tls)?;
     let (tx, rx) = mpsc::channel(4096);
     let loop_done = CancellationToken::new();
     let ready = CancellationToken::new();

@@ -1,8 +1,11 @@
 //! The MQTT side of ingest: options, subscriptions, and the event loop task.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, TlsConfiguration, Transport,
+};
 use simpul_protocol::{Channel, Topic};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -33,18 +36,35 @@ pub fn filters(config: &MqttConfig) -> Vec<String> {
         .collect()
 }
 
-/// A client with manual acks, its session persistent unless `clean_session`.
-pub fn connect(config: &MqttConfig) -> Result<(AsyncClient, EventLoop), IngestError> {
+/// The options every MQTT client of the fleet shares: the broker, the fleet's identity as
+/// the username, keep-alive, packet size, and TLS when `tls` is given (`[mqtt] tls`).
+pub fn options(
+    config: &MqttConfig,
+    client_id: String,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<MqttOptions, IngestError> {
     let broker = config.broker.as_deref().ok_or(IngestError::NoBroker)?;
     let (host, port) = parse_broker(broker).ok_or_else(|| IngestError::BadBroker(broker.to_owned()))?;
-    let mut opts = MqttOptions::new(config.client_id.clone(), host, port);
+    let mut opts = MqttOptions::new(client_id, host, port);
     opts.set_keep_alive(config.keep_alive)
-        .set_clean_session(config.clean_session)
         .set_credentials(config.identity.clone(), "")
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    if let Some(tls) = tls {
+        opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::clone(tls))));
+    }
+    Ok(opts)
+}
+
+/// A client with manual acks, its session persistent unless `clean_session`.
+pub fn connect(
+    config: &MqttConfig,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(AsyncClient, EventLoop), IngestError> {
+    let mut opts = options(config, config.client_id.clone(), tls)?;
+    opts.set_clean_session(config.clean_session)
         .set_manual_acks(true)
         // Acks to devices are QoS 1 publishes; one commit may ack thousands of devices.
-        .set_inflight(4096)
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        .set_inflight(4096);
     Ok(AsyncClient::new(opts, 4096))
 }
 

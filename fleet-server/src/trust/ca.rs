@@ -194,30 +194,48 @@ impl FleetCa {
     /// A fresh server key and certificate for `names` (DNS names or IP addresses), valid
     /// for [`SERVER_VALIDITY`]: `(certificate chain PEM, key PEM)`.
     pub fn server_identity(&self, names: &[String], now: SystemTime) -> Result<(String, String), TrustError> {
-        let key = KeyPair::generate().map_err(rcgen_error("a server key"))?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names.first().map_or("simpul-fleet", String::as_str));
-        params.distinguished_name = dn;
+        let mut sans = Vec::new();
         for name in names {
-            let san = match name.parse::<std::net::IpAddr>() {
+            sans.push(match name.parse::<std::net::IpAddr>() {
                 Ok(ip) => SanType::IpAddress(ip),
                 Err(_) => SanType::DnsName(
                     name.clone()
                         .try_into()
                         .map_err(|e| TrustError::Certificate(format!("server name {name:?}: {e}")))?,
                 ),
-            };
-            params.subject_alt_names.push(san);
+            });
         }
+        let cn = names.first().map_or("simpul-fleet", String::as_str);
+        self.leaf(cn, sans, ExtendedKeyUsagePurpose::ServerAuth, now)
+    }
+
+    /// A fresh client key and certificate with CN = `name`, valid for [`SERVER_VALIDITY`]:
+    /// the fleet's own identity at an external broker (`[mqtt] tls`).
+    pub fn client_identity(&self, name: &str, now: SystemTime) -> Result<(String, String), TrustError> {
+        self.leaf(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, now)
+    }
+
+    fn leaf(
+        &self,
+        cn: &str,
+        sans: Vec<SanType>,
+        usage: ExtendedKeyUsagePurpose,
+        now: SystemTime,
+    ) -> Result<(String, String), TrustError> {
+        let key = KeyPair::generate().map_err(rcgen_error("a key"))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
+        params.subject_alt_names = sans;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![usage];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(serial()?);
         params.not_before = offset(now - BACKDATE);
         params.not_after = offset(now + SERVER_VALIDITY);
-        let cert = params.signed_by(&key, &self.issuer).map_err(rcgen_error("the server certificate"))?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(rcgen_error("a certificate"))?;
         Ok((format!("{}{}", cert.pem(), self.cert_pem), key.serialize_pem()))
     }
 }

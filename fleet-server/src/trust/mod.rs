@@ -1,6 +1,7 @@
 //! The fleet's side of trust (docs/design/trust.md): its CA, one-time enrolment tokens,
 //! and the device listener (HTTPS) where boxes enrol and renew their certificates.
 
+pub mod broker_client;
 pub mod ca;
 pub mod config;
 pub mod enrol;

@@ -151,9 +151,14 @@ pub struct Agent {
 
 impl Agent {
     pub async fn connect(broker_port: u16, device: &str) -> Agent {
-        let device = DeviceId::new(device).unwrap();
         let mut opts = MqttOptions::new(format!("agent-{device}"), "127.0.0.1", broker_port);
         opts.set_keep_alive(Duration::from_secs(30));
+        Agent::connect_with(opts, device).await
+    }
+
+    /// [`Agent::connect`] with options of the caller's (TLS).
+    pub async fn connect_with(opts: MqttOptions, device: &str) -> Agent {
+        let device = DeviceId::new(device).unwrap();
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let (tx, acks) = mpsc::unbounded_channel();
         let (sub_tx, mut sub_rx) = mpsc::unbounded_channel();
@@ -254,4 +259,17 @@ pub async fn read_all(fleet: &Fleet, after: &str, limit: usize) -> (Vec<serde_js
         }
         out.extend(readings);
     }
+}
+
+/// A device's key and certificate from `ca` (PEM), as enrolment issues them.
+pub fn device_cert(ca: &simpul_fleet::trust::FleetCa, device: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, device);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let id = DeviceId::new(device).unwrap();
+    let issued = ca.sign_device(&csr, &id, Duration::from_secs(3600), std::time::SystemTime::now()).unwrap().unwrap();
+    (key.serialize_pem(), issued.pem)
 }
