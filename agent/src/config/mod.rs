@@ -197,6 +197,10 @@ pub struct UplinkConfig {
     /// MQTT keepalive, whole seconds from 1s to 65535s. Default 30s.
     #[serde(default = "defaults::keepalive", with = "humantime_serde")]
     pub keepalive: Duration,
+    /// A connection attempt (TCP, TLS, CONNACK) is given up after this long; also the
+    /// longest a write to the broker may block. Whole seconds, at least 1s. Default 30s.
+    #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// The most readings in one published batch. Default 600.
     #[serde(default = "defaults::batch_max")]
     pub batch_max: usize,
@@ -229,6 +233,7 @@ impl Default for UplinkConfig {
             enabled: false,
             broker: defaults::broker(),
             keepalive: defaults::keepalive(),
+            connect_timeout: defaults::connect_timeout(),
             batch_max: defaults::batch_max(),
             batch_interval: defaults::batch_interval(),
             max_inflight: defaults::max_inflight(),
@@ -281,6 +286,9 @@ pub(crate) mod defaults {
         "127.0.0.1:1883".to_owned()
     }
     pub fn keepalive() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn connect_timeout() -> Duration {
         Duration::from_secs(30)
     }
     pub fn batch_max() -> usize {

@@ -94,6 +94,9 @@ impl Checker<'_> {
         let ka = u.keepalive;
         let whole = ka.subsec_nanos() == 0 && (1..=u64::from(u16::MAX)).contains(&ka.as_secs());
         self.ensure(whole, &at.key("keepalive"), "must be whole seconds from 1s to 65535s");
+        let ct = u.connect_timeout;
+        let whole = ct.subsec_nanos() == 0 && ct.as_secs() >= 1;
+        self.ensure(whole, &at.key("connect_timeout"), "must be whole seconds, at least 1s");
         let max = simpul_protocol::batch::MAX_READINGS;
         self.ensure((1..=max).contains(&u.batch_max), &at.key("batch_max"), "must be from 1 to 100000");
         let bi = u.batch_interval;

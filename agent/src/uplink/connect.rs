@@ -75,9 +75,12 @@ impl Link {
     /// Starts connecting. The event loop runs in its own task (rumqttc's `poll` must not
     /// be cancelled mid-way) and stops at its first error: the uplink, not rumqttc,
     /// decides when to reconnect.
-    pub fn open(options: MqttOptions) -> Link {
+    pub fn open(options: MqttOptions, connect_timeout: Duration) -> Link {
         let capacity = options.request_channel_capacity();
         let (client, mut eventloop) = AsyncClient::new(options, capacity);
+        let mut network = eventloop.network_options();
+        network.set_connection_timeout(connect_timeout.as_secs().max(1));
+        eventloop.set_network_options(network);
         let (tx, events) = mpsc::channel(EVENT_QUEUE);
         let poller = tokio::spawn(async move {
             loop {
@@ -98,5 +101,27 @@ impl Link {
             Some(Err(e)) => Err(e.into()),
             None => Err(UplinkError::Closed),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A broker that takes the connection and never answers (a fleet still busy with
+    /// thousands of handshakes) is waited for `connect_timeout`, not rumqttc's 5 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_broker_that_never_answers_is_given_up_after_connect_timeout_not_before() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move { listener.accept().await.map(|(socket, _)| socket) });
+        let started = tokio::time::Instant::now();
+        let mut link = Link::open(MqttOptions::new("kel-a", "127.0.0.1", port), Duration::from_secs(30));
+        let e = link.next().await.unwrap_err();
+        let waited = started.elapsed();
+        assert!(matches!(&e, UplinkError::Connection(c) if matches!(**c, ConnectionError::NetworkTimeout)), "{e:?}");
+        assert!(waited >= Duration::from_secs(30) && waited < Duration::from_secs(31), "gave up after {waited:?}");
+        drop(held);
     }
 }

@@ -58,7 +58,11 @@ impl Uplink {
         backoff: &mut Backoff,
     ) -> Result<(), UplinkError> {
         let options = mqtt_options(&self.config, &self.device, self.boot_id, &self.identity_dir)?;
-        let mut s = Session { link: Link::open(options), in_flight: VecDeque::new(), taken: VecDeque::new() };
+        let mut s = Session {
+            link: Link::open(options, self.config.connect_timeout),
+            in_flight: VecDeque::new(),
+            taken: VecDeque::new(),
+        };
         let result = self.drive(&mut s, shutdown, backoff).await;
         self.stats.set_connected(false);
         // Events the broker never confirmed go out again next time, in order.

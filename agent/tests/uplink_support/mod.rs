@@ -89,6 +89,7 @@ pub fn uplink_config(port: u16, batch_max: usize) -> UplinkConfig {
         enabled: true,
         broker: format!("127.0.0.1:{port}"),
         keepalive: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
         batch_max,
         batch_interval: Duration::from_millis(50),
         max_inflight: 4,

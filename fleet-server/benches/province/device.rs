@@ -129,6 +129,9 @@ pub async fn run(
     Outcome { device: b.id.to_string(), last_seq: b.next_seq - 1, unacked_readings: b.pending.len() as u64 * BATCH }
 }
 
+/// The agent's connect timeout (`[uplink] connect_timeout`, default 30 s).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The agent's reconnect backoff: 1 s doubling to 60 s, with jitter.
 fn backoff() -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
@@ -291,7 +294,11 @@ impl SimBox {
         o.set_inflight(16);
         o.set_last_will(LastWill::new(&status_topic, offline, QoS::AtLeastOnce, true));
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
-        let (client, eventloop) = AsyncClient::new(o, 256);
+        let (client, mut eventloop) = AsyncClient::new(o, 256);
+        // The agent's `[uplink] connect_timeout` default (rumqttc's own is 5 s).
+        let mut network = eventloop.network_options();
+        network.set_connection_timeout(CONNECT_TIMEOUT.as_secs());
+        eventloop.set_network_options(network);
         // rumqttc's poll must not be cancelled half-way (a TLS handshake would be cut off and
         // started again): it runs in a task of its own, as in the agent, until its first error.
         let (mut events, _poller) = poll_in_task(eventloop);
