@@ -40,7 +40,9 @@ fn heartbeats_are_sampled_listed_and_pruned() {
     for minute in 0..30i64 {
         store.commit(&[beat(minute == 12)], minute * 60_000).unwrap();
     }
-    store.commit(&[Inbound::Status { device: dev("kel-a"), online: true }], 30 * 60_000).unwrap();
+    store
+        .commit(&[Inbound::Status { device: dev("kel-a"), online: true, received_ms: 30 * 60_000 }], 30 * 60_000)
+        .unwrap();
     let mut kept: Vec<i64> =
         store.device_health(&dev("kel-a"), 0, 100).unwrap().iter().map(|p| p.at_ms / 60_000).collect();
     kept.reverse();

@@ -90,6 +90,7 @@ macro_rules! contract {
 contract!(
     cases:
     a_reading_committed_twice_is_stored_once,
+    a_status_received_before_the_stored_one_does_not_replace_it,
     readings_after_pages_in_cursor_order_without_gaps,
     the_ack_is_the_contiguous_watermark_and_dropped_seqs_close_gaps,
     a_held_reading_is_released_once,
@@ -196,6 +197,21 @@ fn a_reading_committed_twice_is_stored_once(s: &Stores) {
     assert_eq!((summary.readings_stored, summary.watermark), (4, 4));
     let seqs: Vec<u64> = read_all(s, 100).into_iter().map(|(_, _, seq)| seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
+}
+
+/// Two fleet processes: A received a box's last will (offline) at 1,000 but commits it
+/// after B committed the box's newer "online", received at 2,000.
+fn a_status_received_before_the_stored_one_does_not_replace_it(s: &Stores) {
+    let status = |online, received_ms| Inbound::Status { device: device("kel-a"), online, received_ms };
+    let online = || s.store.devices().unwrap().into_iter().find(|d| d.device == "kel-a").and_then(|d| d.status_online);
+    s.store.commit(&[status(true, 2_000)], NOW).unwrap();
+    s.store.commit(&[status(false, 1_000)], NOW + 5).unwrap();
+    assert_eq!(online(), Some(true), "the older will does not mark a live box offline");
+    s.store.commit(&[status(false, 3_000)], NOW + 10).unwrap();
+    assert_eq!(online(), Some(false), "a newer status does");
+    // Received in the same millisecond: the later commit wins, as in one process.
+    s.store.commit(&[status(true, 3_000)], NOW + 15).unwrap();
+    assert_eq!(online(), Some(true));
 }
 
 fn readings_after_pages_in_cursor_order_without_gaps(s: &Stores) {

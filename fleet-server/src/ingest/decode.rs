@@ -17,7 +17,7 @@ pub enum Decoded {
 }
 
 /// Decodes one publish.
-pub fn decode(publish: &Publish) -> Decoded {
+pub fn decode(publish: &Publish, received_ms: i64) -> Decoded {
     let topic = match Topic::parse(&publish.topic) {
         Ok(t) => t,
         Err(e) => return Decoded::Ignore(format!("not a device topic: {e}")),
@@ -40,7 +40,7 @@ pub fn decode(publish: &Publish) -> Decoded {
             Err(e) => malformed("events", e.to_string()),
         },
         Channel::Status => match Status::from_json(&publish.payload) {
-            Ok(s) => Decoded::Commit(Inbound::Status { device, online: s.online }),
+            Ok(s) => Decoded::Commit(Inbound::Status { device, online: s.online, received_ms }),
             Err(e) => malformed("status", e.to_string()),
         },
         Channel::Heartbeat => match Heartbeat::from_json(&publish.payload) {
@@ -67,20 +67,20 @@ mod tests {
 
     #[test]
     fn a_heartbeat_decodes_and_a_broken_one_is_malformed() {
-        let ok = decode(&publish("heartbeat", br#"{"version":"1.0.0","uptime_s":5,"buffer_depth":3}"#));
+        let ok = decode(&publish("heartbeat", br#"{"version":"1.0.0","uptime_s":5,"buffer_depth":3}"#), 1);
         assert!(
             matches!(ok, Decoded::Commit(Inbound::Heartbeat { ref heartbeat, .. }) if heartbeat.buffer_depth == Some(3)),
             "{ok:?}"
         );
-        let bad = decode(&publish("heartbeat", b"{\"uptime_s\":\"soon\"}"));
+        let bad = decode(&publish("heartbeat", b"{\"uptime_s\":\"soon\"}"), 1);
         assert!(matches!(bad, Decoded::Commit(Inbound::Malformed { channel: "heartbeat", .. })), "{bad:?}");
     }
 
     #[test]
     fn events_other_than_clock_synced_are_committed_as_events() {
-        let ev = decode(&publish("events", br#"{"event":"sensor_connected","sensor":"river"}"#));
+        let ev = decode(&publish("events", br#"{"event":"sensor_connected","sensor":"river"}"#), 1);
         assert!(matches!(ev, Decoded::Commit(Inbound::Event { event: Event::SensorConnected { .. }, .. })), "{ev:?}");
-        let unknown = decode(&publish("events", br#"{"event":"from_the_future","x":1}"#));
+        let unknown = decode(&publish("events", br#"{"event":"from_the_future","x":1}"#), 1);
         assert!(matches!(unknown, Decoded::Commit(Inbound::Event { event: Event::Unknown, .. })), "{unknown:?}");
     }
 }

@@ -146,7 +146,7 @@ impl Committer {
 
     /// Queues a message for the commit, or acks at once what there is nothing to store of.
     async fn take(&self, publish: Publish, batch: &mut Vec<Pending>) {
-        match decode(&publish) {
+        match decode(&publish, now_ms()) {
             Decoded::Commit(inbound) => batch.push(Pending { publish, inbound }),
             Decoded::Ignore(why) => {
                 tracing::debug!(topic = %publish.topic, %why, "ignored");

@@ -40,7 +40,8 @@ pub(crate) trait IngestTx: Sized {
     }
     /// Removes and returns a boot's held readings, in arrival then seq order.
     fn take_held(&mut self, device_id: i64, boot: BootId) -> Result<Vec<HeldRow>, StoreError>;
-    fn status(&mut self, device_id: i64, online: bool) -> Result<(), StoreError>;
+    /// Sets the device's status unless the one stored was received later.
+    fn status(&mut self, device_id: i64, online: bool, received_ms: i64) -> Result<(), StoreError>;
     fn heartbeat(&mut self, device_id: i64, heartbeat: &Heartbeat, now_ms: i64) -> Result<(), StoreError>;
     fn event(&mut self, device_id: i64, event: &Event, now_ms: i64) -> Result<(), StoreError>;
     fn reported(&mut self, device_id: i64, report: &ReportedConfig, now_ms: i64) -> Result<(), StoreError>;
@@ -93,9 +94,9 @@ impl<B: IngestTx> Ingest<B> {
                 Inbound::ClockSynced { device, boot_id, offset_ms } => {
                     self.clock_synced(device, *boot_id, *offset_ms)?;
                 }
-                Inbound::Status { device, online } => {
+                Inbound::Status { device, online, received_ms } => {
                     let id = self.device(device)?.id;
-                    self.backend.status(id, *online)?;
+                    self.backend.status(id, *online, *received_ms)?;
                 }
                 Inbound::Heartbeat { device, heartbeat } => {
                     let id = self.device(device)?.id;

@@ -51,8 +51,10 @@ pub enum Inbound {
     /// The device's clock synchronised during `boot_id`: its unsynced readings of that
     /// boot are corrected by `offset_ms`.
     ClockSynced { device: DeviceId, boot_id: BootId, offset_ms: i64 },
-    /// The device said it is online or offline (its status or last will).
-    Status { device: DeviceId, online: bool },
+    /// The device said it is online or offline (its status or last will), received at
+    /// `received_ms`: a status received before the one stored does not replace it (two
+    /// fleet processes may commit a box's last will and its newer "online" in either order).
+    Status { device: DeviceId, online: bool, received_ms: i64 },
     /// The device's heartbeat: its latest health, kept with its history.
     Heartbeat { device: DeviceId, heartbeat: Box<Heartbeat> },
     /// An event the device reported (other than a clock sync): recorded for people.

@@ -161,8 +161,11 @@ impl IngestTx for PgIngest<'_> {
         Ok(rows)
     }
 
-    fn status(&mut self, device_id: i64, online: bool) -> Result<(), StoreError> {
-        self.tx.execute("UPDATE devices SET online = $2 WHERE id = $1", &[&device_id, &online])?;
+    fn status(&mut self, device_id: i64, online: bool, received_ms: i64) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE devices SET online = $2, status_ms = $3 WHERE id = $1 AND status_ms <= $3",
+            &[&device_id, &online, &received_ms],
+        )?;
         Ok(())
     }
 

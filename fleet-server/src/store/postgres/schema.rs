@@ -8,7 +8,7 @@ use super::LOCK_SCHEMA;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const V1: &str = r#"
 CREATE TABLE devices (
@@ -280,6 +280,9 @@ CREATE TABLE rollout_devices (
 );
 "#;
 
+/// Version 2: when the device's stored status was received (as SQLite's version 8).
+const V1_TO_V2: &str = "ALTER TABLE devices ADD COLUMN status_ms BIGINT NOT NULL DEFAULT 0;";
+
 /// Creates or checks the schema, under an advisory lock so that two processes starting
 /// together do not both create it.
 pub fn upgrade(client: &mut Client) -> Result<(), StoreError> {
@@ -297,6 +300,9 @@ pub fn upgrade(client: &mut Client) -> Result<(), StoreError> {
     }
     if found < 1 {
         tx.batch_execute(V1)?;
+    }
+    if found < 2 {
+        tx.batch_execute(V1_TO_V2)?;
     }
     tx.execute(
         "INSERT INTO schema_version (one, version) VALUES (1, $1) ON CONFLICT (one) DO UPDATE SET version = $1",

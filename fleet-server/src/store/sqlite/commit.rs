@@ -178,8 +178,10 @@ impl IngestTx for SqliteIngest<'_> {
         Ok(rows)
     }
 
-    fn status(&mut self, device_id: i64, online: bool) -> Result<(), StoreError> {
-        self.tx.prepare_cached("UPDATE devices SET online = ?2 WHERE id = ?1")?.execute(params![device_id, online])?;
+    fn status(&mut self, device_id: i64, online: bool, received_ms: i64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE devices SET online = ?2, status_ms = ?3 WHERE id = ?1 AND status_ms <= ?3")?
+            .execute(params![device_id, online, received_ms])?;
         Ok(())
     }
 

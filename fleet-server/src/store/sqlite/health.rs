@@ -189,7 +189,12 @@ mod tests {
     fn the_latest_heartbeat_is_the_devices_health_and_every_one_is_in_the_history() {
         let (_dir, store) = open();
         store.commit(&[heartbeat("1.0.0", 5)], 1000).unwrap();
-        store.commit(&[heartbeat("1.1.0", 9), Inbound::Status { device: dev("kel-a"), online: true }], 2000).unwrap();
+        store
+            .commit(
+                &[heartbeat("1.1.0", 9), Inbound::Status { device: dev("kel-a"), online: true, received_ms: 2000 }],
+                2000,
+            )
+            .unwrap();
 
         let list = store.devices().unwrap();
         assert_eq!(list.len(), 1);
@@ -236,7 +241,7 @@ mod tests {
     #[test]
     fn a_device_that_never_sent_a_heartbeat_is_listed_without_health() {
         let (_dir, store) = open();
-        store.commit(&[Inbound::Status { device: dev("kel-b"), online: false }], 7).unwrap();
+        store.commit(&[Inbound::Status { device: dev("kel-b"), online: false, received_ms: 7 }], 7).unwrap();
         let list = store.devices().unwrap();
         assert_eq!(list[0].device, "kel-b");
         assert_eq!(

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 const V1: &str = "
 CREATE TABLE devices (
@@ -311,6 +311,12 @@ CREATE TABLE rollout_devices (
 );
 ";
 
+/// Version 8: when the device's stored status was received, so an older one committed
+/// later (by another fleet process) does not replace it.
+const V7_TO_V8: &str = "
+ALTER TABLE devices ADD COLUMN status_ms INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Creates or checks the schema.
 pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -341,6 +347,9 @@ pub fn upgrade(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     }
     if found < 7 {
         tx.execute_batch(V6_TO_V7)?;
+    }
+    if found < 8 {
+        tx.execute_batch(V7_TO_V8)?;
     }
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
