@@ -193,7 +193,12 @@ fn http_client(ca_pem: &str) -> Result<reqwest::Client, TrustError> {
 }
 
 async fn post(client: &reqwest::Client, url: &str, request: &EnrolRequest) -> Result<Enrolled, TrustError> {
-    let resp = client.post(url).json(request).send().await.map_err(|e| TrustError::Request(describe(&e)))?;
+    let resp = client
+        .post(url)
+        .json(request)
+        .send()
+        .await
+        .map_err(|e| TrustError::Request(simpul_base::causes::with_causes(&e)))?;
     let status = resp.status();
     if status.is_success() {
         return resp.json::<Enrolled>().await.map_err(|e| TrustError::Answer(e.to_string()));
@@ -203,16 +208,4 @@ async fn post(client: &reqwest::Client, url: &str, request: &EnrolRequest) -> Re
         return Err(TrustError::Request(format!("{status}: {message}")));
     }
     Err(TrustError::Refused { status: status.as_u16(), message })
-}
-
-/// reqwest's error with its causes (a TLS failure says why only in its source chain).
-pub(super) fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

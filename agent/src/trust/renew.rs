@@ -161,7 +161,7 @@ impl Renewal {
             .json(&RenewRequest { csr })
             .send()
             .await
-            .map_err(|e| TrustError::Request(super::enrol::describe(&e)))?;
+            .map_err(|e| TrustError::Request(simpul_base::causes::with_causes(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             let message = resp.json::<EnrolError>().await.map(|e| e.error).unwrap_or_else(|_| status.to_string());

@@ -41,7 +41,7 @@ impl StoreError {
 /// Shown with its causes (`postgres: error performing TLS handshake: invalid peer
 /// certificate: UnknownIssuer`): the `postgres` client names only the kind of failure.
 #[derive(Debug, thiserror::Error)]
-#[error("{backend}: {}", with_causes(source.as_ref()))]
+#[error("{backend}: {}", simpul_base::causes::with_causes(source.as_ref()))]
 pub struct BackendError {
     backend: &'static str,
     retryable: bool,
@@ -68,18 +68,4 @@ impl BackendError {
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
-}
-
-/// `e` and every error beneath it, joined by `: `.
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.ends_with(&c_text) {
-            text = format!("{text}: {c_text}");
-        }
-        cause = c.source();
-    }
-    text
 }

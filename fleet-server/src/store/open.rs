@@ -53,34 +53,44 @@ impl SideStores {
 /// heartbeat history by `health_history_every`.
 pub fn open_stores(config: &StoreConfig) -> Result<Stores, StoreError> {
     let every = config.health_history_every;
-    let store: Arc<dyn Store> = match config.backend {
-        StoreBackend::Sqlite => Arc::new(SqliteStore::open(&config.path)?.with_health_history_every(every)),
-        StoreBackend::Postgres => Arc::new(PgStore::open(&pg_target(config)?)?.with_health_history_every(every)),
-    };
-    Ok(open_side_stores(config)?.with_store(store))
+    Ok(match config.backend {
+        StoreBackend::Sqlite => {
+            let store = Arc::new(SqliteStore::open(&config.path)?.with_health_history_every(every));
+            sqlite_side_stores(config)?.with_store(store)
+        }
+        StoreBackend::Postgres => {
+            // One target (one read of the CA file) for the readings store and the side stores.
+            let target = pg_target(config)?;
+            let store = Arc::new(PgStore::open(&target)?.with_health_history_every(every));
+            pg_side_stores(&target)?.with_store(store)
+        }
+    })
 }
 
 /// Opens (creating if needed) the side stores of `config`, each on a connection of its own.
 pub fn open_side_stores(config: &StoreConfig) -> Result<SideStores, StoreError> {
-    Ok(match config.backend {
-        StoreBackend::Sqlite => {
-            let path = &config.path;
-            SideStores {
-                auth: Arc::new(SqliteAuthStore::open(path)?),
-                releases: Arc::new(SqliteReleaseStore::open(path)?),
-                rollouts: Arc::new(SqliteRolloutStore::open(path)?),
-                trust: Arc::new(SqliteTrustStore::open(path)?),
-            }
-        }
-        StoreBackend::Postgres => {
-            let target = pg_target(config)?;
-            SideStores {
-                auth: Arc::new(PgAuthStore::open(&target)?),
-                releases: Arc::new(PgReleaseStore::open(&target)?),
-                rollouts: Arc::new(PgRolloutStore::open(&target)?),
-                trust: Arc::new(PgTrustStore::open(&target)?),
-            }
-        }
+    match config.backend {
+        StoreBackend::Sqlite => sqlite_side_stores(config),
+        StoreBackend::Postgres => pg_side_stores(&pg_target(config)?),
+    }
+}
+
+fn sqlite_side_stores(config: &StoreConfig) -> Result<SideStores, StoreError> {
+    let path = &config.path;
+    Ok(SideStores {
+        auth: Arc::new(SqliteAuthStore::open(path)?),
+        releases: Arc::new(SqliteReleaseStore::open(path)?),
+        rollouts: Arc::new(SqliteRolloutStore::open(path)?),
+        trust: Arc::new(SqliteTrustStore::open(path)?),
+    })
+}
+
+fn pg_side_stores(target: &PgTarget) -> Result<SideStores, StoreError> {
+    Ok(SideStores {
+        auth: Arc::new(PgAuthStore::open(target)?),
+        releases: Arc::new(PgReleaseStore::open(target)?),
+        rollouts: Arc::new(PgRolloutStore::open(target)?),
+        trust: Arc::new(PgTrustStore::open(target)?),
     })
 }
 
